@@ -1,0 +1,241 @@
+// The command line: the only module that touches process.argv, signals, stdout and exit codes.
+// Exit codes: 0 success, 1 a stage failed, 2 a usage or pipeline-definition error, 130 interrupted.
+
+import { realpathSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Command, CommanderError, Option } from 'commander';
+import { renderAscii, renderDot, renderMermaid } from './dag-render.ts';
+import type { Event, Logger } from './events.ts';
+import { runPipeline } from './executor.ts';
+import { describeFailure, isDefinitionFailure, PipelineError } from './failure.ts';
+import { selectStages } from './graph.ts';
+import { humanLogger } from './render-human.ts';
+import { acquireRunLock } from './run-lock.ts';
+import { describeReason } from './status.ts';
+import type { Pipeline } from './types.ts';
+import { computeStatus, openWorkspace } from './workspace.ts';
+
+export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
+
+let commandStarted = false;
+
+function fail(e: unknown): never {
+  if (e instanceof PipelineError) {
+    process.stderr.write(`error: ${e.message}\n`);
+    process.exit(isDefinitionFailure(e.failure) || e.failure.reason === 'locked' ? EXIT.usage : EXIT.failed);
+  }
+  const err = e instanceof Error ? e : new Error(String(e));
+  process.stderr.write(
+    commandStarted
+      ? `internal error: ${err.stack}\n`
+      : `error: the pipeline definition threw while loading: ${err.stack}\nFix pipeline.ts (or the module named above) and rerun.\n`,
+  );
+  process.exit(commandStarted ? EXIT.failed : EXIT.usage);
+}
+
+// A pipeline.ts that throws while it is being evaluated never reaches runIfMain: catch it here, since
+// this module is evaluated before the pipeline's own body. Worker processes handle their own errors.
+if (!process.env.PIPELINE_WORKER) process.on('uncaughtException', fail);
+
+interface CommonOpts {
+  configName: string;
+  set: string[];
+  json?: boolean;
+  verbose?: boolean;
+}
+
+const collect = (v: string, acc: string[]) => [...acc, v];
+
+function common(cmd: Command): Command {
+  return cmd
+    .option('--config-name <name>', 'config to use: configs/<name>.yaml', 'default')
+    .option(
+      '--set <key=value>',
+      'override a config key (value is YAML); repeatable; +key=value adds a key',
+      collect,
+      [],
+    )
+    .option('--json', 'machine-readable output')
+    .option('-v, --verbose', 'say more');
+}
+
+function open(pipeline: Pipeline, o: CommonOpts) {
+  return openWorkspace({ root: path.dirname(pipeline.file), pipeline, configName: o.configName, sets: o.set });
+}
+
+const jsonLogger: Logger = (e: Event) => process.stdout.write(`${JSON.stringify(e)}\n`);
+
+async function runCommand(
+  pipeline: Pipeline,
+  targets: string[],
+  o: CommonOpts & Record<string, unknown>,
+): Promise<number> {
+  const ws = open(pipeline, o);
+  const emit = o.json ? jsonLogger : humanLogger({ out: process.stdout, verbose: Boolean(o.verbose) });
+  const controller = new AbortController();
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    signals++;
+    if (signals === 1) {
+      emit({ type: 'interrupt', signal: sig });
+      controller.abort();
+    }
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const release = await acquireRunLock(ws.root, { wait: o.wait !== false, emit, signal: controller.signal });
+  try {
+    // Read the lock only now: a run we waited for may have just changed it.
+    ws.lock = (await import('./lockfile.ts')).readLock(ws.root);
+    const jobs = Number(o.jobs ?? availableParallelism());
+    if (!Number.isInteger(jobs) || jobs < 1) {
+      throw new PipelineError({
+        reason: 'invalid-definition',
+        message: `--jobs must be a positive integer, not '${o.jobs}'`,
+      });
+    }
+    const result = await runPipeline(ws, {
+      targets,
+      jobs,
+      force: Boolean(o.force),
+      dryRun: Boolean(o.dryRun),
+      keepGoing: Boolean(o.keepGoing),
+      downstream: Boolean(o.downstream),
+      signal: controller.signal,
+      emit,
+    });
+    return result.interrupted ? EXIT.interrupted : result.failed ? EXIT.failed : EXIT.ok;
+  } finally {
+    await release();
+  }
+}
+
+async function statusCommand(pipeline: Pipeline, targets: string[], o: CommonOpts): Promise<number> {
+  const ws = open(pipeline, o);
+  const status = await computeStatus(ws, selectStages(ws.graph, targets));
+  if (o.json) {
+    process.stdout.write(`${JSON.stringify({ stages: status })}\n`);
+    return EXIT.ok;
+  }
+  const width = Math.max(0, ...status.map((s) => s.name.length));
+  for (const s of status) {
+    process.stdout.write(`${s.name.padEnd(width)}  ${s.state}\n`);
+    for (const r of s.reasons)
+      if (r.kind !== 'never-run') process.stdout.write(`${' '.repeat(width)}    ${describeReason(r)}\n`);
+  }
+  const stale = status.filter((s) => s.state !== 'fresh').length;
+  process.stdout.write(
+    status.length === 0
+      ? 'no stages declared\n'
+      : stale === 0
+        ? `all ${status.length} stages are up to date\n`
+        : `${stale} of ${status.length} stages need to run: \`pipeline run\`\n`,
+  );
+  return EXIT.ok;
+}
+
+function dagCommand(pipeline: Pipeline, o: CommonOpts & { mermaid?: boolean; dot?: boolean }): number {
+  const ws = open(pipeline, o);
+  const g = ws.graph;
+  if (o.json) {
+    const stages = g.stages.map((s) => ({
+      name: s.name,
+      deps: s.deps,
+      outs: s.outs,
+      upstream: s.upstream,
+      params: s.stage.params ?? [],
+    }));
+    process.stdout.write(`${JSON.stringify({ stages })}\n`);
+  } else process.stdout.write(`${o.mermaid ? renderMermaid(g) : o.dot ? renderDot(g) : renderAscii(g)}\n`);
+  return EXIT.ok;
+}
+
+/** Parse argv and run one command against `pipeline`. Resolves to the exit code. */
+export async function cli(pipeline: Pipeline, argv: string[]): Promise<number> {
+  commandStarted = true;
+  let code: number = EXIT.ok;
+  const program = new Command('pipeline')
+    .description('a content-hashed pipeline (DAG) runner: brings stages up to date and explains why they ran')
+    .exitOverride()
+    .showSuggestionAfterError();
+  common(program.command('run').argument('[stages...]', 'targets (default: all)'))
+    .description('bring the targets and what they need up to date')
+    .addOption(new Option('-j, --jobs <n>', 'stages to run at once (default: cores)'))
+    .option('-f, --force', 'run the selected stages even if fresh')
+    .option('-n, --dry-run', 'print the plan and why, run nothing')
+    .option('-k, --keep-going', 'after a failure, still run the stages that do not depend on it')
+    .option('--downstream', 'the targets and every stage downstream of them')
+    .option('--no-wait', 'fail at once if another run holds the workspace')
+    .action(async (targets: string[], o) => {
+      code = await runCommand(pipeline, targets, o);
+    });
+  common(program.command('status').argument('[stages...]', 'stages to report (default: all)'))
+    .description('say which stages are stale and exactly why')
+    .action(async (targets: string[], o) => {
+      code = await statusCommand(pipeline, targets, o);
+    });
+  common(program.command('dag'))
+    .description('print the stage graph')
+    .option('--mermaid', 'as a Mermaid flowchart')
+    .option('--dot', 'as Graphviz dot')
+    .action((o) => {
+      code = dagCommand(pipeline, o);
+    });
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help'
+        ? EXIT.ok
+        : EXIT.usage;
+    }
+    if (e instanceof PipelineError) {
+      process.stderr.write(`error: ${describeFailure(e.failure)}\n`);
+      return isDefinitionFailure(e.failure) || e.failure.reason === 'locked' ? EXIT.usage : EXIT.failed;
+    }
+    throw e;
+  }
+  return code;
+}
+
+/** Run the CLI when `moduleUrl` (pass `import.meta.url` from pipeline.ts) is the program's entry point. */
+export async function runIfMain(moduleUrl: string, pipeline: Pipeline): Promise<void> {
+  const entry = process.argv[1];
+  if (!entry || process.env.PIPELINE_WORKER) return;
+  const real = (p: string) => {
+    try {
+      return realpathSync(p);
+    } catch {
+      return p;
+    }
+  };
+  if (real(path.resolve(entry)) !== real(fileURLToPath(moduleUrl))) return;
+  const code = await cli(pipeline, process.argv.slice(2)).catch(fail);
+  process.exit(code);
+}
+
+/** For the `pipeline` bin: import the project's pipeline file, then run the CLI on it. */
+export async function runFile(file: string, argv: string[]): Promise<never> {
+  let pipeline: Pipeline | undefined;
+  try {
+    const mod = await import(pathToFileURL(path.resolve(file)).href);
+    pipeline = mod.default ?? mod.pipeline;
+  } catch (e) {
+    if (
+      (e as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' &&
+      String((e as Error).message).includes(path.resolve(file))
+    ) {
+      process.stderr.write(`error: no ${file} here: run \`pipeline\` in a project root, or pass --file\n`);
+      process.exit(EXIT.usage);
+    }
+    fail(e);
+  }
+  if (!pipeline?.stages) {
+    process.stderr.write(`error: ${file} must \`export default definePipeline([...])\`\n`);
+    process.exit(EXIT.usage);
+  }
+  const code = await cli(pipeline, argv).catch(fail);
+  process.exit(code);
+}

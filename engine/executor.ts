@@ -1,0 +1,187 @@
+// The runner: walks the selected stages in dependency order, up to `jobs` at a time. Each stage's
+// freshness is decided only once everything upstream has finished, from fresh hashes, so a stage whose
+// upstream reran but produced byte-identical outs is not rerun (early cutoff).
+//
+//   pending --(upstream done)--> check --fresh--> done
+//                                  \--stale--> backup outs -> spawn -> hash outs -> lock entry -> done
+//                                                                \--fail/abort--> restore outs -> failed
+
+import { nestParams } from './config.ts';
+import type { Event, Logger, StageOutcome, StageSummary } from './events.ts';
+import type { Failure } from './failure.ts';
+import { toRecord } from './fingerprint.ts';
+import { type GraphStage, selectStages } from './graph.ts';
+import { writeLock } from './lockfile.ts';
+import { backupOuts, discardBackup, pendingBackups, restoreOuts } from './outs-backup.ts';
+import { spawnStage } from './spawn-stage.ts';
+import { explain, type Reason } from './status.ts';
+import { computeStatus, type Workspace } from './workspace.ts';
+
+export interface RunOptions {
+  targets: string[];
+  jobs: number;
+  force: boolean;
+  dryRun: boolean;
+  keepGoing: boolean;
+  downstream: boolean;
+  signal: AbortSignal;
+  emit: Logger;
+}
+
+export interface RunResult {
+  stages: StageSummary[];
+  interrupted: boolean;
+  failed: boolean;
+}
+
+/** Put back outs that a crashed earlier run had moved aside. */
+function recoverCrashedRuns(ws: Workspace, emit: Logger): void {
+  for (const name of pendingBackups(ws.root)) {
+    const node = ws.graph.byName.get(name as never);
+    const restored = restoreOuts(ws.root, name, node ? node.outs.map((o) => o.path) : []);
+    emit({ type: 'recovered', stage: name, paths: restored });
+  }
+}
+
+export async function runPipeline(ws: Workspace, opts: RunOptions): Promise<RunResult> {
+  const started = performance.now();
+  const { emit, signal } = opts;
+  const selected = selectStages(ws.graph, opts.targets, opts.downstream);
+  const selectedNames = new Set(selected.map((s) => s.name as string));
+
+  if (opts.dryRun) {
+    const status = await computeStatus(ws, selected);
+    const plan = status.map((s) => ({
+      name: s.name,
+      reasons: opts.force ? [{ kind: 'forced' } as Reason] : s.reasons,
+    }));
+    emit({ type: 'run-plan', stages: plan });
+    const stages = plan.map((p) => ({
+      name: p.name,
+      outcome: (p.reasons.length ? 'ran' : 'fresh') as StageOutcome,
+      seconds: 0,
+      reasons: p.reasons,
+    }));
+    return { stages, interrupted: false, failed: false };
+  }
+
+  recoverCrashedRuns(ws, emit);
+  await ws.fingerprinter.loadCodeDeps(selected);
+
+  const outcome = new Map<string, StageSummary>();
+  const running = new Map<string, Promise<void>>();
+  let stopScheduling = false;
+
+  const finish = (s: GraphStage, o: StageOutcome, seconds: number, reasons: Reason[]) => {
+    outcome.set(s.name, { name: s.name, outcome: o, seconds, reasons });
+  };
+
+  const runOne = async (s: GraphStage): Promise<void> => {
+    const t0 = performance.now();
+    const fp = ws.fingerprinter;
+    const { fingerprint, outs } = await fp.compute(s);
+    const reasons = opts.force ? [{ kind: 'forced' } as Reason] : explain(ws.lock.stages[s.name], fingerprint, outs);
+    if (reasons.length === 0) {
+      emit({ type: 'stage-fresh', stage: s.name });
+      finish(s, 'fresh', 0, []);
+      return;
+    }
+    if (signal.aborted) return;
+    emit({ type: 'stage-start', stage: s.name, reasons });
+    const outPaths = s.outs.map((o) => o.path);
+    backupOuts(ws.root, s.name, outPaths);
+    let failure: Failure | undefined = await spawnStage({
+      name: s.name,
+      root: ws.root,
+      cmd: s.stage.cmd,
+      job: s.stage.run
+        ? {
+            pipelineFile: ws.pipeline.file,
+            stage: s.name,
+            root: ws.root,
+            params: nestParams(fp.params(s)),
+            deps: s.deps,
+            outs: outPaths,
+          }
+        : undefined,
+      signal,
+      emit,
+    });
+    fp.invalidate(outPaths);
+    let outHashes: Awaited<ReturnType<typeof fp.hash>> | undefined;
+    if (!failure) {
+      outHashes = await fp.hash(outPaths);
+      const missing = outPaths.filter((p) => outHashes?.get(p)?.kind === 'missing');
+      if (missing.length > 0) failure = { reason: 'missing-out', stage: s.name, paths: missing };
+    }
+    const seconds = (performance.now() - t0) / 1000;
+    if (failure || !outHashes) {
+      restoreOuts(ws.root, s.name, outPaths);
+      fp.invalidate(outPaths);
+      emit({ type: 'stage-failure', stage: s.name, seconds, failure: failure as Failure });
+      finish(s, 'failed', seconds, reasons);
+      if (!opts.keepGoing) stopScheduling = true;
+      return;
+    }
+    const hashes = outHashes;
+    ws.lock.stages[s.name] = {
+      ...fingerprint,
+      outs: Object.fromEntries(outPaths.map((p) => [p, toRecord(hashes.get(p) as never)])),
+    };
+    writeLock(ws.root, ws.lock);
+    discardBackup(ws.root, s.name);
+    ws.statCache.save();
+    emit({ type: 'stage-success', stage: s.name, seconds });
+    finish(s, 'ran', seconds, reasons);
+  };
+
+  // The scheduler: start whatever is ready, wait for any running stage to finish, repeat.
+  const pending = [...selected];
+  while (pending.length > 0 || running.size > 0) {
+    if (!signal.aborted && !stopScheduling) {
+      for (const s of [...pending]) {
+        if (running.size >= opts.jobs) break;
+        const ups = s.upstream.filter((u) => selectedNames.has(u));
+        const blocked = ups.find((u) => ['failed', 'skipped'].includes(outcome.get(u)?.outcome ?? ''));
+        if (blocked) {
+          pending.splice(pending.indexOf(s), 1);
+          emit({ type: 'stage-skipped', stage: s.name, because: `upstream '${blocked}' failed` });
+          finish(s, 'skipped', 0, []);
+          continue;
+        }
+        if (!ups.every((u) => outcome.has(u))) continue;
+        pending.splice(pending.indexOf(s), 1);
+        const p = runOne(s).catch((e: Error) => {
+          emit({
+            type: 'stage-failure',
+            stage: s.name,
+            seconds: 0,
+            failure: { reason: 'threw', stage: s.name, message: e.message, stack: e.stack },
+          });
+          finish(s, 'failed', 0, []);
+          if (!opts.keepGoing) stopScheduling = true;
+        });
+        running.set(
+          s.name,
+          p.finally(() => running.delete(s.name)),
+        );
+      }
+    }
+    if (running.size === 0) break;
+    await Promise.race(running.values());
+  }
+
+  ws.statCache.save();
+  const interrupted = signal.aborted;
+  const stages = selected.map(
+    (s) => outcome.get(s.name) ?? { name: s.name, outcome: 'skipped' as StageOutcome, seconds: 0, reasons: [] },
+  );
+  const summary: Event = {
+    type: 'run-summary',
+    stages,
+    seconds: (performance.now() - started) / 1000,
+    interrupted,
+  };
+  emit(summary);
+  return { stages, interrupted, failed: stages.some((s) => s.outcome === 'failed') };
+}

@@ -1,0 +1,67 @@
+// A workspace: the project root with its pipeline, config, graph, lock and caches, opened once per command.
+
+import path from 'node:path';
+import { type Config, loadConfig } from './config.ts';
+import { Fingerprinter } from './fingerprint.ts';
+import { buildGraph, type Graph, type GraphStage } from './graph.ts';
+import { Hasher } from './hashing.ts';
+import { type LockFile, readLock } from './lockfile.ts';
+import { StatCache } from './stat-cache.ts';
+import { explain, type Reason, type StageState, stateOf } from './status.ts';
+import type { Pipeline } from './types.ts';
+
+export interface WorkspaceOptions {
+  root: string;
+  pipeline: Pipeline;
+  configName?: string;
+  sets?: string[];
+}
+
+export interface Workspace {
+  root: string;
+  pipeline: Pipeline;
+  config: Config;
+  graph: Graph;
+  lock: LockFile;
+  statCache: StatCache;
+  fingerprinter: Fingerprinter;
+}
+
+export function openWorkspace(opts: WorkspaceOptions): Workspace {
+  const root = path.resolve(opts.root);
+  const config = loadConfig(root, opts.configName, opts.sets);
+  const graph = buildGraph(root, opts.pipeline);
+  const statCache = new StatCache(path.join(root, '.pipeline', 'stat-cache.json'));
+  const fingerprinter = new Fingerprinter(root, new Hasher(root, statCache), config.tree);
+  // Unknown param keys are definition errors: find them before anything runs.
+  for (const s of graph.stages) fingerprinter.params(s);
+  return { root, pipeline: opts.pipeline, config, graph, lock: readLock(root), statCache, fingerprinter };
+}
+
+export interface StageStatus {
+  name: string;
+  state: StageState;
+  reasons: Reason[];
+}
+
+/**
+ * Status of `stages` (topological order). A stage whose upstream is not fresh is stale too
+ * (`upstream stale: X`), since its inputs are about to change.
+ */
+export async function computeStatus(ws: Workspace, stages: GraphStage[]): Promise<StageStatus[]> {
+  const fp = ws.fingerprinter;
+  await fp.loadCodeDeps(stages);
+  await fp.hash(stages.flatMap((s) => fp.pathsOf(s)));
+  const byName = new Map<string, StageStatus>();
+  for (const s of stages) {
+    const { fingerprint, outs } = await fp.compute(s);
+    const reasons = explain(ws.lock.stages[s.name], fingerprint, outs);
+    for (const up of s.upstream) {
+      const u = byName.get(up);
+      if (u && u.state !== 'fresh') reasons.push({ kind: 'upstream', path: up, stage: up });
+    }
+    byName.set(s.name, { name: s.name, state: stateOf(reasons), reasons });
+  }
+  ws.statCache.save();
+  return stages.map((s) => byName.get(s.name) as StageStatus);
+}

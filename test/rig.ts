@@ -1,0 +1,143 @@
+// The test rig: a real temp project on disk, the real CLI in a child process, and a counting stage
+// that proves what ran (each TS stage made by `countingStage` appends its name to runs.log).
+
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa, type ResultPromise } from 'execa';
+
+export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const ENGINE = path.join(REPO, 'engine', 'index.ts');
+const TSX = fileURLToPath(import.meta.resolve('tsx'));
+
+export interface CliResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+export class Project {
+  constructor(readonly dir: string) {}
+
+  static create(files: Record<string, string>): Project {
+    const dir = mkdtempSync(path.join(tmpdir(), 'pipeline-test-'));
+    const p = new Project(dir);
+    p.write('package.json', JSON.stringify({ type: 'module' }));
+    for (const [f, text] of Object.entries(files)) p.write(f, text);
+    return p;
+  }
+
+  path(rel: string): string {
+    return path.join(this.dir, rel);
+  }
+
+  write(rel: string, text: string): void {
+    mkdirSync(path.dirname(this.path(rel)), { recursive: true });
+    writeFileSync(this.path(rel), text);
+  }
+
+  read(rel: string): string {
+    return readFileSync(this.path(rel), 'utf8');
+  }
+
+  exists(rel: string): boolean {
+    return existsSync(this.path(rel));
+  }
+
+  /** Start the CLI (`node --import tsx pipeline.ts ...args`) without waiting. */
+  spawn(args: string[]): ResultPromise<{ reject: false }> {
+    return execa(process.execPath, ['--import', TSX, 'pipeline.ts', ...args], {
+      cwd: this.dir,
+      reject: false,
+      env: { FORCE_COLOR: '0', NO_COLOR: '1' },
+    }) as unknown as ResultPromise<{ reject: false }>;
+  }
+
+  async cli(...args: string[]): Promise<CliResult> {
+    const r = await this.spawn(args);
+    return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
+  }
+
+  /** Names of the counting stages that ran since the last call (and forget them). */
+  runs(): string[] {
+    const f = this.path('runs.log');
+    if (!existsSync(f)) return [];
+    const names = readFileSync(f, 'utf8').split('\n').filter(Boolean);
+    rmSync(f);
+    return names.sort();
+  }
+
+  async statusJson(...args: string[]): Promise<{ stages: Array<{ name: string; state: string; reasons: Array<Record<string, unknown>> }> }> {
+    const r = await this.cli('status', '--json', ...args);
+    if (r.exitCode !== 0) throw new Error(`status failed: ${r.stderr}`);
+    return JSON.parse(r.stdout);
+  }
+
+  remove(): void {
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * A stage module: reads its deps (files), writes `out` = transform(concatenated deps + params), and logs
+ * its name to runs.log. `body` can replace the transform; it sees `input` (string) and `ctx`.
+ */
+export function countingStage(name: string, opts: { deps: string[]; outs: string[]; params?: string[]; body?: string; imports?: string }): string {
+  return `import { appendFileSync, readFileSync, writeFileSync, statSync, readdirSync } from 'node:fs';
+import { stage } from ${JSON.stringify(ENGINE)};
+${opts.imports ?? ''}
+export default stage(${JSON.stringify(name)}, {
+  deps: ${JSON.stringify(opts.deps)},
+  outs: ${JSON.stringify(opts.outs)},
+  params: ${JSON.stringify(opts.params ?? [])},
+  async run(ctx) {
+    appendFileSync(ctx.path('runs.log'), ${JSON.stringify(name)} + '\\n');
+    const input = ctx.deps.map((d) => statSync(d).isDirectory() ? readdirSync(d).sort().join(',') : readFileSync(d, 'utf8')).join('|');
+    ${opts.body ?? `writeFileSync(ctx.outs[0], ${JSON.stringify(name)} + ':' + input + ':' + JSON.stringify(ctx.params));`}
+  },
+});
+`;
+}
+
+/** pipeline.ts importing `stages/<name>.ts` for each name. */
+export function pipelineFile(names: string[], extra = ''): string {
+  return `import { definePipeline, runIfMain } from ${JSON.stringify(ENGINE)};
+${names.map((n, i) => `import s${i} from './stages/${n}.ts';`).join('\n')}
+${extra}
+const pipeline = definePipeline([${names.map((_, i) => `s${i}`).join(', ')}]);
+export default pipeline;
+await runIfMain(import.meta.url, pipeline);
+`;
+}
+
+/**
+ * The standard chain:  data/raw.txt -> prepare -> artifacts/clean.txt -> train -> artifacts/model.txt
+ *                                                                      -> evaluate (also reads model)
+ * plus configs/default.yaml with train.lr, train.epochs, prepare.lower and an unread key.
+ */
+export function chainProject(): Project {
+  return Project.create({
+    'data/raw.txt': 'Hello World\n',
+    'configs/default.yaml': 'prepare:\n  lower: true\ntrain:\n  lr: 0.001\n  epochs: 3\nunused:\n  note: nobody reads this\n',
+    'stages/helpers.ts': `export const tidy = (s: string) => s.trim();\n`,
+    'stages/prepare.ts': countingStage('prepare', {
+      deps: ['data/raw.txt'],
+      outs: ['artifacts/clean.txt'],
+      params: ['prepare.lower'],
+      imports: `import { tidy } from './helpers.ts';`,
+      body: `writeFileSync(ctx.outs[0], ctx.params.prepare.lower ? tidy(input).toLowerCase() : tidy(input));`,
+    }),
+    'stages/train.ts': countingStage('train', {
+      deps: ['artifacts/clean.txt'],
+      outs: ['artifacts/model.txt'],
+      params: ['train.*'],
+    }),
+    'stages/evaluate.ts': countingStage('evaluate', {
+      deps: ['artifacts/model.txt', 'artifacts/clean.txt'],
+      outs: ['artifacts/metrics.json'],
+      body: `writeFileSync(ctx.outs[0], JSON.stringify({ len: input.length }));`,
+    }),
+    'pipeline.ts': pipelineFile(['prepare', 'train', 'evaluate']),
+  });
+}

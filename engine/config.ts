@@ -194,3 +194,20 @@ export function nestParams(params: Map<string, unknown>): ConfigTree {
   for (const [k, v] of params) setKey(tree, k, structuredClone(v));
   return tree;
 }
+
+/**
+ * `${train.lr}` in a shell stage's cmd becomes the value of that param (which the stage must declare,
+ * so that a change to it reruns the stage). Lists and mappings become JSON.
+ */
+export function interpolate(cmd: string, params: Map<string, unknown>, stage: string): string {
+  return cmd.replace(/\$\{([A-Za-z0-9_.-]+)\}/g, (_, key: string) => {
+    if (!params.has(key)) {
+      throw new PipelineError({
+        reason: 'invalid-definition',
+        message: `stage '${stage}' uses \${${key}} in its cmd but does not list '${key}' in its params`,
+      });
+    }
+    const v = params.get(key);
+    return typeof v === 'string' ? v : JSON.stringify(v);
+  });
+}

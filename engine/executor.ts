@@ -6,7 +6,7 @@
 //                                  \--stale--> backup outs -> spawn -> hash outs -> lock entry -> done
 //                                                                \--fail/abort--> restore outs -> failed
 
-import { nestParams } from './config.ts';
+import { interpolate, nestParams } from './config.ts';
 import type { Event, Logger, StageOutcome, StageSummary } from './events.ts';
 import type { Failure } from './failure.ts';
 import { toRecord } from './fingerprint.ts';
@@ -93,7 +93,8 @@ export async function runPipeline(ws: Workspace, opts: RunOptions): Promise<RunR
     let failure: Failure | undefined = await spawnStage({
       name: s.name,
       root: ws.root,
-      cmd: s.stage.cmd,
+      cmd: s.stage.cmd !== undefined ? interpolate(s.stage.cmd, fp.params(s), s.name) : undefined,
+      params: Object.fromEntries(fp.params(s)),
       job: s.stage.run
         ? {
             pipelineFile: ws.pipeline.file,

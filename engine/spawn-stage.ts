@@ -37,6 +37,8 @@ export interface SpawnOptions {
   name: string;
   root: string;
   cmd?: string;
+  /** The stage's resolved params, given to a shell stage as PIPELINE_PARAMS (JSON). */
+  params: Record<string, unknown>;
   job?: StageJob;
   signal: AbortSignal;
   emit: Logger;
@@ -58,7 +60,11 @@ export async function spawnStage(opts: SpawnOptions): Promise<StageFailure | und
   const log = createWriteStream(path.join(logDir, `${name}.log`));
   const common = { cwd: root, detached: true, reject: false, stdin: 'ignore', buffer: false } as const;
   const child: ResultPromise = opts.cmd
-    ? execa({ ...common, shell: true, env: { PIPELINE_STAGE: name } })`${opts.cmd}`
+    ? execa(opts.cmd, {
+        ...common,
+        shell: true,
+        env: { PIPELINE_STAGE: name, PIPELINE_PARAMS: JSON.stringify(opts.params) },
+      })
     : execaNode(WORKER, [], {
         ...common,
         nodeOptions: ['--import', TSX_LOADER],

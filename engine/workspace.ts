@@ -1,7 +1,7 @@
 // A workspace: the project root with its pipeline, config, graph, lock and caches, opened once per command.
 
 import path from 'node:path';
-import { type Config, loadConfig } from './config.ts';
+import { type Config, interpolate, loadConfig } from './config.ts';
 import { Fingerprinter } from './fingerprint.ts';
 import { buildGraph, type Graph, type GraphStage } from './graph.ts';
 import { Hasher } from './hashing.ts';
@@ -34,7 +34,10 @@ export function openWorkspace(opts: WorkspaceOptions): Workspace {
   const statCache = new StatCache(path.join(root, '.pipeline', 'stat-cache.json'));
   const fingerprinter = new Fingerprinter(root, new Hasher(root, statCache), config.tree);
   // Unknown param keys are definition errors: find them before anything runs.
-  for (const s of graph.stages) fingerprinter.params(s);
+  for (const s of graph.stages) {
+    const params = fingerprinter.params(s);
+    if (s.stage.cmd !== undefined) interpolate(s.stage.cmd, params, s.name);
+  }
   return { root, pipeline: opts.pipeline, config, graph, lock: readLock(root), statCache, fingerprinter };
 }
 

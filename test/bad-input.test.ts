@@ -32,7 +32,10 @@ describe('bad input', () => {
     );
     p.write('stages/prepare2.ts', p.read('stages/prepare.ts'));
     // prepare now also reads loop's out: prepare -> train -> evaluate -> loop -> prepare.
-    p.write('stages/prepare.ts', p.read('stages/prepare.ts').replace('deps: ["data/raw.txt"]', 'deps: ["data/raw.txt","artifacts/loop.txt"]'));
+    p.write(
+      'stages/prepare.ts',
+      p.read('stages/prepare.ts').replace('deps: ["data/raw.txt"]', 'deps: ["data/raw.txt","artifacts/loop.txt"]'),
+    );
     p.write('pipeline.ts', pipelineFile(['prepare', 'train', 'evaluate', 'loop']));
     await expectRejected(p, ['run'], /cycle: (\w+ -> ){4}\w+/);
     await expectRejected(p, ['status'], /cycle: .*prepare -> train -> evaluate -> loop -> prepare/);
@@ -50,7 +53,11 @@ describe('bad input', () => {
   test('a dep that no stage makes and that does not exist', async () => {
     p.write('stages/orphan.ts', countingStage('orphan', { deps: ['data/nope.csv'], outs: ['artifacts/o.txt'] }));
     p.write('pipeline.ts', pipelineFile(['prepare', 'train', 'evaluate', 'orphan']));
-    await expectRejected(p, ['run'], /stage 'orphan' depends on 'data\/nope\.csv', which does not exist and which no stage makes/);
+    await expectRejected(
+      p,
+      ['run'],
+      /stage 'orphan' depends on 'data\/nope\.csv', which does not exist and which no stage makes/,
+    );
     p.write('pipeline.ts', goodPipeline);
   });
 
@@ -67,18 +74,30 @@ describe('bad input', () => {
   });
 
   test('an unknown --set key, with the nearest key', async () => {
-    await expectRejected(p, ['run', '--set', 'train.lrr=0.1'], /unknown config key 'train\.lrr'.*Did you mean 'train\.lr'\?/);
+    await expectRejected(
+      p,
+      ['run', '--set', 'train.lrr=0.1'],
+      /unknown config key 'train\.lrr'.*Did you mean 'train\.lr'\?/,
+    );
   });
 
   test('a malformed --set', async () => {
     await expectRejected(p, ['run', '--set', 'train.lr'], /malformed --set 'train\.lr': expected '='/);
-    await expectRejected(p, ['status', '--set', 'train.lr=[1, 2'], /malformed --set 'train\.lr=\[1, 2': the value is not valid YAML/);
+    await expectRejected(
+      p,
+      ['status', '--set', 'train.lr=[1, 2'],
+      /malformed --set 'train\.lr=\[1, 2': the value is not valid YAML/,
+    );
     await expectRejected(p, ['run', '--set', 'train..lr=1'], /is not a dotted key/);
   });
 
   test('a stage reading a key the config lacks', async () => {
     p.write('stages/train.ts', p.read('stages/train.ts').replace('params: ["train.*"]', 'params: ["train.epoch"]'));
-    await expectRejected(p, ['run'], /unknown config key 'train\.epoch' \(param of stage 'train'\)\. Did you mean 'train\.epochs'\?/);
+    await expectRejected(
+      p,
+      ['run'],
+      /unknown config key 'train\.epoch' \(param of stage 'train'\)\. Did you mean 'train\.epochs'\?/,
+    );
     p.write('stages/train.ts', p.read('stages/train.ts').replace('params: ["train.epoch"]', 'params: ["train.*"]'));
   });
 
@@ -95,7 +114,10 @@ describe('bad input', () => {
   });
 
   test('a pipeline.ts that throws', async () => {
-    p.write('pipeline.ts', goodPipeline.replace('const pipeline =', 'throw new Error("kaboom in definition");\nconst pipeline ='));
+    p.write(
+      'pipeline.ts',
+      goodPipeline.replace('const pipeline =', 'throw new Error("kaboom in definition");\nconst pipeline ='),
+    );
     await expectRejected(p, ['run'], /pipeline definition threw while loading: Error: kaboom in definition/);
     p.write('pipeline.ts', goodPipeline);
   });

@@ -49,7 +49,9 @@ describe('freshness', () => {
     p.write('configs/default.yaml', p.read('configs/default.yaml').replace('lr: 0.001', 'lr: 0.0005'));
     const s = await p.statusJson();
     assert.equal(s.stages[0].state, 'fresh');
-    assert.deepEqual(s.stages[1].reasons, [{ kind: 'param', path: 'train.lr', change: 'modified', old: 0.001, new: 0.0005 }]);
+    assert.deepEqual(s.stages[1].reasons, [
+      { kind: 'param', path: 'train.lr', change: 'modified', old: 0.001, new: 0.0005 },
+    ]);
     const text = await p.cli('status');
     assert.match(text.stdout, /changed param: train\.lr \(0\.001 -> 0\.0005\)/);
     await p.cli('run');
@@ -58,12 +60,20 @@ describe('freshness', () => {
 
   test('--set overrides a key for one command, typed as YAML', async () => {
     const s = await p.statusJson('--set', 'train.epochs=4');
-    assert.deepEqual(s.stages[1].reasons, [{ kind: 'param', path: 'train.epochs', change: 'modified', old: 3, new: 4 }]);
+    assert.deepEqual(s.stages[1].reasons, [
+      { kind: 'param', path: 'train.epochs', change: 'modified', old: 3, new: 4 },
+    ]);
     await p.cli('run', '--set', 'train.epochs=4');
     assert.deepEqual(p.runs(), ['evaluate', 'train']);
     // Back to the file's value: stale again (no run-cache yet), and it says so.
     const back = await p.statusJson();
-    assert.deepEqual(back.stages[1].reasons[0], { kind: 'param', path: 'train.epochs', change: 'modified', old: 4, new: 3 });
+    assert.deepEqual(back.stages[1].reasons[0], {
+      kind: 'param',
+      path: 'train.epochs',
+      change: 'modified',
+      old: 4,
+      new: 3,
+    });
     await p.cli('run');
     p.runs();
   });

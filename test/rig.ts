@@ -1,7 +1,7 @@
 // The test rig: a real temp project on disk, the real CLI in a child process, and a counting stage
 // that proves what ran (each TS stage made by `countingStage` appends its name to runs.log).
 
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -68,7 +68,9 @@ export class Project {
     return names.sort();
   }
 
-  async statusJson(...args: string[]): Promise<{ stages: Array<{ name: string; state: string; reasons: Array<Record<string, unknown>> }> }> {
+  async statusJson(
+    ...args: string[]
+  ): Promise<{ stages: Array<{ name: string; state: string; reasons: Array<Record<string, unknown>> }> }> {
     const r = await this.cli('status', '--json', ...args);
     if (r.exitCode !== 0) throw new Error(`status failed: ${r.stderr}`);
     return JSON.parse(r.stdout);
@@ -83,7 +85,10 @@ export class Project {
  * A stage module: reads its deps (files), writes `out` = transform(concatenated deps + params), and logs
  * its name to runs.log. `body` can replace the transform; it sees `input` (string) and `ctx`.
  */
-export function countingStage(name: string, opts: { deps: string[]; outs: string[]; params?: string[]; body?: string; imports?: string }): string {
+export function countingStage(
+  name: string,
+  opts: { deps: string[]; outs: string[]; params?: string[]; body?: string; imports?: string },
+): string {
   return `import { appendFileSync, readFileSync, writeFileSync, statSync, readdirSync } from 'node:fs';
 import { stage } from ${JSON.stringify(ENGINE)};
 ${opts.imports ?? ''}
@@ -119,7 +124,8 @@ await runIfMain(import.meta.url, pipeline);
 export function chainProject(): Project {
   return Project.create({
     'data/raw.txt': 'Hello World\n',
-    'configs/default.yaml': 'prepare:\n  lower: true\ntrain:\n  lr: 0.001\n  epochs: 3\nunused:\n  note: nobody reads this\n',
+    'configs/default.yaml':
+      'prepare:\n  lower: true\ntrain:\n  lr: 0.001\n  epochs: 3\nunused:\n  note: nobody reads this\n',
     'stages/helpers.ts': `export const tidy = (s: string) => s.trim();\n`,
     'stages/prepare.ts': countingStage('prepare', {
       deps: ['data/raw.txt'],

@@ -2,13 +2,22 @@
 // fresh by the holder, so a lock left by a killed process goes stale and is taken over.
 // `status` never takes it: it only reads.
 
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import lockfile from 'proper-lockfile';
 import type { Logger } from './events.ts';
 import { PipelineError } from './failure.ts';
 
 const POLL_MS = 250;
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
 
 export async function acquireRunLock(
   root: string,
@@ -31,6 +40,13 @@ export async function acquireRunLock(
         pid = Number(readFileSync(pidFile, 'utf8')) || undefined;
       } catch {
         pid = undefined;
+      }
+      if (pid !== undefined && !isAlive(pid)) {
+        // Its holder died without releasing it (SIGKILL, power loss): take it over now rather than
+        // waiting for it to go stale.
+        // (proper-lockfile only unlocks its own locks; its lock is the directory `<file>.lock`.)
+        rmSync(`${target}.lock`, { recursive: true, force: true });
+        continue;
       }
       if (!opts.wait) throw new PipelineError({ reason: 'locked', pid });
       if (!announced) opts.emit({ type: 'run-waiting', pid });

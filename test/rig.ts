@@ -90,6 +90,7 @@ export function countingStage(
   opts: { deps: string[]; outs: string[]; params?: string[]; body?: string; imports?: string },
 ): string {
   return `import { appendFileSync, readFileSync, writeFileSync, statSync, readdirSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { stage } from ${JSON.stringify(ENGINE)};
 ${opts.imports ?? ''}
 export default stage(${JSON.stringify(name)}, {
@@ -98,7 +99,10 @@ export default stage(${JSON.stringify(name)}, {
   params: ${JSON.stringify(opts.params ?? [])},
   async run(ctx) {
     appendFileSync(ctx.path('runs.log'), ${JSON.stringify(name)} + '\\n');
-    const input = ctx.deps.map((d) => statSync(d).isDirectory() ? readdirSync(d).sort().join(',') : readFileSync(d, 'utf8')).join('|');
+    const list = (dir) => readdirSync(dir).sort().join(',');
+    const input = ctx.deps
+      .map((d) => d.includes('*') ? list(dirname(d)) : statSync(d).isDirectory() ? list(d) : readFileSync(d, 'utf8'))
+      .join('|');
     ${opts.body ?? `writeFileSync(ctx.outs[0], ${JSON.stringify(name)} + ':' + input + ':' + JSON.stringify(ctx.params));`}
   },
 });

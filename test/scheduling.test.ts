@@ -144,7 +144,9 @@ await runIfMain(import.meta.url, pipeline);
     assert.equal((await p.cli('run', '--set', 'train.lr=0.5')).exitCode, 0);
     assert.equal(p.read('out/sh.txt'), 'lr=0.5 hidden=[4,2] {"train.hidden":[4,2],"train.lr":0.5}\n');
     const s = await p.statusJson();
-    assert.deepEqual(s.stages[0].reasons, [{ kind: 'param', path: 'train.lr', change: 'modified', old: 0.5, new: 0.001 }]);
+    assert.deepEqual(s.stages[0].reasons, [
+      { kind: 'param', path: 'train.lr', change: 'modified', old: 0.5, new: 0.001 },
+    ]);
   });
 
   test('one run at a time: --no-wait fails, a second run waits, status does not block', async () => {

@@ -1,6 +1,7 @@
 // Everything the engine says is an Event handed to a Logger; only renderers (render-*.ts) print.
 
 import type { Failure } from './failure.ts';
+import type { HashStats } from './hashing.ts';
 import type { Reason } from './status.ts';
 import type { ProgressUpdate } from './types.ts';
 
@@ -25,6 +26,6 @@ export type Event =
   | { type: 'stage-skipped'; stage: string; because: string }
   | { type: 'recovered'; stage: string; paths: string[] }
   | { type: 'interrupt'; signal: string }
-  | { type: 'run-summary'; stages: StageSummary[]; seconds: number; interrupted: boolean };
+  | { type: 'run-summary'; stages: StageSummary[]; seconds: number; interrupted: boolean; io: HashStats };
 
 export type Logger = (event: Event) => void;

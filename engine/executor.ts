@@ -182,6 +182,7 @@ export async function runPipeline(ws: Workspace, opts: RunOptions): Promise<RunR
     stages,
     seconds: (performance.now() - started) / 1000,
     interrupted,
+    io: { ...ws.fingerprinter.hasher.stats },
   };
   emit(summary);
   return { stages, interrupted, failed: stages.some((s) => s.outcome === 'failed') };

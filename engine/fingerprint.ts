@@ -30,7 +30,7 @@ export class Fingerprinter {
 
   constructor(
     private readonly root: string,
-    private readonly hasher: Hasher,
+    readonly hasher: Hasher,
     private readonly config: ConfigTree,
   ) {}
 

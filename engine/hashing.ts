@@ -72,7 +72,16 @@ export function listFiles(dir: string): string[] {
   return out.sort(byPath);
 }
 
+/** What a command cost in I/O: files statted, and files (bytes) actually read and hashed. */
+export interface HashStats {
+  statted: number;
+  hashedFiles: number;
+  hashedBytes: number;
+}
+
 export class Hasher {
+  readonly stats: HashStats = { statted: 0, hashedFiles: 0, hashedBytes: 0 };
+
   constructor(
     private readonly root: string,
     private readonly cache: StatCache,
@@ -86,6 +95,7 @@ export class Hasher {
       try {
         const st = statSync(abs, { bigint: true });
         const job: FileJob = { abs, key, size: Number(st.size), st, hash: this.cache.lookup(key, st) };
+        this.stats.statted++;
         jobs.push(job);
         return job;
       } catch {
@@ -138,6 +148,8 @@ export class Hasher {
 
   private async hashMissing(todo: FileJob[]): Promise<void> {
     if (todo.length === 0) return;
+    this.stats.hashedFiles += todo.length;
+    this.stats.hashedBytes += todo.reduce((n, j) => n + j.size, 0);
     let hashes: Array<string | { error: string }>;
     const workers = Math.min(availableParallelism(), 4);
     if (todo.length < POOL_MIN_FILES || workers < 2) {

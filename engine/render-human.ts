@@ -125,6 +125,9 @@ export function humanLogger(opts: HumanOptions): Logger {
         const line = summaryLine(e.stages, e.seconds);
         const failed = e.stages.some((s) => s.outcome === 'failed');
         print(e.interrupted ? c.yellow(`interrupted: ${line}`) : failed ? c.red(line) : c.green(line));
+        if (opts.verbose) {
+          print(c.dim(`checked ${e.io.statted} files, read ${e.io.hashedFiles} (${(e.io.hashedBytes / 1e6).toFixed(1)} MB)`));
+        }
         break;
       }
     }

@@ -139,8 +139,13 @@ async function main(): Promise<void> {
   writeFileSync(victim, b);
   const r = await cli('run', '--json');
   const summary = JSON.parse(r.stdout.trim().split('\n').at(-1) as string);
-  const ran = summary.stages.filter((s: { outcome: string }) => s.outcome === 'ran').map((s: { name: string }) => s.name);
-  note('(b) after editing 1 file: files read', `${summary.io.hashedFiles} (${summary.io.hashedBytes} B) of ${summary.io.statted} checked`);
+  const ran = summary.stages
+    .filter((s: { outcome: string }) => s.outcome === 'ran')
+    .map((s: { name: string }) => s.name);
+  note(
+    '(b) after editing 1 file: files read',
+    `${summary.io.hashedFiles} (${summary.io.hashedBytes} B) of ${summary.io.statted} checked`,
+  );
   note('(b) stages rerun', `${ran.join(', ') || 'none'} (early cutoff: count's out is unchanged)`);
 }
 

@@ -126,7 +126,11 @@ export function humanLogger(opts: HumanOptions): Logger {
         const failed = e.stages.some((s) => s.outcome === 'failed');
         print(e.interrupted ? c.yellow(`interrupted: ${line}`) : failed ? c.red(line) : c.green(line));
         if (opts.verbose) {
-          print(c.dim(`checked ${e.io.statted} files, read ${e.io.hashedFiles} (${(e.io.hashedBytes / 1e6).toFixed(1)} MB)`));
+          print(
+            c.dim(
+              `checked ${e.io.statted} files, read ${e.io.hashedFiles} (${(e.io.hashedBytes / 1e6).toFixed(1)} MB)`,
+            ),
+          );
         }
         break;
       }

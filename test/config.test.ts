@@ -41,7 +41,10 @@ describe('config', () => {
 
   test('a key the base does not define is an error with the nearest key', () => {
     const e = failure(() => loadConfig(root, 'typo'));
-    assert.match(e.message, /unknown config key 'train\.lrr' \(in configs\/typo\.yaml, not defined by its base 'default'\)\. Did you mean 'train\.lr'\?/);
+    assert.match(
+      e.message,
+      /unknown config key 'train\.lrr' \(in configs\/typo\.yaml, not defined by its base 'default'\)\. Did you mean 'train\.lr'\?/,
+    );
   });
 
   test('an extends loop is an error', () => {
@@ -49,17 +52,28 @@ describe('config', () => {
   });
 
   test('--set values are YAML: numbers, lists, strings, booleans; +key adds', () => {
-    const c = loadConfig(root, 'default', ['train.lr=5e-4', 'train.hidden=[64, 32]', 'train.activation=gelu', '+train.bn=true']);
+    const c = loadConfig(root, 'default', [
+      'train.lr=5e-4',
+      'train.hidden=[64, 32]',
+      'train.activation=gelu',
+      '+train.bn=true',
+    ]);
     assert.deepEqual(c.tree.train, { lr: 5e-4, hidden: [64, 32], activation: 'gelu', bn: true });
   });
 
   test('--set of a group with a scalar is refused', () => {
-    assert.match(failure(() => loadConfig(root, 'default', ['train=1'])).message, /'train' is a group of keys, not a value/);
+    assert.match(
+      failure(() => loadConfig(root, 'default', ['train=1'])).message,
+      /'train' is a group of keys, not a value/,
+    );
   });
 
   test('param patterns: exact keys and subtrees, each leaf tracked on its own', () => {
     const c = loadConfig(root, 'default');
-    assert.deepEqual([...resolveParams(c.tree, ['train.*'], 's').keys()], ['train.activation', 'train.hidden', 'train.lr']);
+    assert.deepEqual(
+      [...resolveParams(c.tree, ['train.*'], 's').keys()],
+      ['train.activation', 'train.hidden', 'train.lr'],
+    );
     assert.deepEqual([...resolveParams(c.tree, ['data.count'], 's')], [['data.count', 100]]);
     assert.match(failure(() => resolveParams(c.tree, ['data.cuont'], 's')).message, /Did you mean 'data\.count'/);
   });

@@ -8,11 +8,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { renderAscii, renderDot, renderMermaid } from './dag-render.ts';
 import type { Event, Logger } from './events.ts';
-import { runPipeline } from './executor.ts';
 import { describeFailure, isDefinitionFailure, PipelineError } from './failure.ts';
 import { selectStages } from './graph.ts';
-import { humanLogger } from './render-human.ts';
-import { acquireRunLock } from './run-lock.ts';
 import { describeReason } from './status.ts';
 import type { Pipeline } from './types.ts';
 import { computeStatus, openWorkspace } from './workspace.ts';
@@ -72,6 +69,13 @@ async function runCommand(
   targets: string[],
   o: CommonOpts & Record<string, unknown>,
 ): Promise<number> {
+  // Loaded here, not at the top: `status` and `dag` should not pay for process spawning and progress bars.
+  const [{ runPipeline }, { humanLogger }, { acquireRunLock }, { readLock }] = await Promise.all([
+    import('./executor.ts'),
+    import('./render-human.ts'),
+    import('./run-lock.ts'),
+    import('./lockfile.ts'),
+  ]);
   const ws = open(pipeline, o);
   const emit = o.json ? jsonLogger : humanLogger({ out: process.stdout, verbose: Boolean(o.verbose) });
   const controller = new AbortController();
@@ -88,7 +92,7 @@ async function runCommand(
   const release = await acquireRunLock(ws.root, { wait: o.wait !== false, emit, signal: controller.signal });
   try {
     // Read the lock only now: a run we waited for may have just changed it.
-    ws.lock = (await import('./lockfile.ts')).readLock(ws.root);
+    ws.lock = readLock(ws.root);
     const jobs = Number(o.jobs ?? availableParallelism());
     if (!Number.isInteger(jobs) || jobs < 1) {
       throw new PipelineError({

@@ -6,7 +6,6 @@
 
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
 import { PipelineError } from './failure.ts';
 
 const ENGINE_DIR = path.dirname(fileURLToPath(import.meta.url));
@@ -18,6 +17,7 @@ export async function findCodeDeps(root: string, modules: string[]): Promise<Map
   if (unique.length === 0) return result;
   let metafile: import('esbuild').Metafile;
   try {
+    const { build } = await import('esbuild');
     ({ metafile } = await build({
       absWorkingDir: root,
       entryPoints: unique,

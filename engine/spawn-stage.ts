@@ -9,7 +9,7 @@ import { createWriteStream, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { execa, execaNode, type ResultPromise } from 'execa';
+import type { ResultPromise } from 'execa';
 import type { Logger } from './events.ts';
 import type { StageFailure } from './failure.ts';
 import type { ProgressUpdate } from './types.ts';
@@ -58,6 +58,8 @@ export async function spawnStage(opts: SpawnOptions): Promise<StageFailure | und
   const logDir = path.join(root, '.pipeline', 'logs');
   mkdirSync(logDir, { recursive: true });
   const log = createWriteStream(path.join(logDir, `${name}.log`));
+  // execa is loaded on first use: a no-op run never spawns anything and should not pay for it.
+  const { execa, execaNode } = await import('execa');
   const common = { cwd: root, detached: true, reject: false, stdin: 'ignore', buffer: false } as const;
   const child: ResultPromise = opts.cmd
     ? execa(opts.cmd, {

@@ -11,7 +11,7 @@ import path from 'node:path';
 import type { ContentHash } from './types.ts';
 
 const VERSION = 1;
-const RACY_NS = 2_000_000_000n;
+export const RACY_NS = 2_000_000_000n;
 
 type Entry = [size: number, mtimeNs: string, ino: string, ctimeNs: string, hash: string];
 

@@ -4,13 +4,11 @@
 // enough of them to pay for the threads' start-up.
 
 import { type BigIntStats, type Dirent, readdirSync, statSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import path from 'node:path';
-import { Worker } from 'node:worker_threads';
 import { blake3 } from '@napi-rs/blake-hash';
 import { globSync, isDynamicPattern } from 'tinyglobby';
 import { readRecord, recordFile, writeRecord } from './dir-cache.ts';
-import { hashFileInto } from './hash-file.mjs';
+import { HashPool } from './hash-pool.ts';
 import { RACY_NS, type StatCache } from './stat-cache.ts';
 import type { ContentHash } from './types.ts';
 
@@ -26,16 +24,10 @@ export interface PathHash {
 }
 
 interface FileJob {
-  abs: string;
-  key: string;
   size: number;
-  st: BigIntStats;
   hash?: ContentHash;
-  /** Kept in a folder record (dir-cache.ts), not in the per-file stat cache. */
-  inRecord?: boolean;
 }
 
-const POOL_MIN_FILES = 256;
 /** Stats no file can have: written for files too recent to trust. */
 const RACY_MARK = 2n ** 64n - 1n;
 
@@ -86,6 +78,8 @@ export interface HashStats {
 
 export class Hasher {
   readonly stats: HashStats = { statted: 0, hashedFiles: 0, hashedBytes: 0 };
+  private pool = new HashPool();
+  private errors: string[] = [];
 
   constructor(
     private readonly root: string,
@@ -94,46 +88,69 @@ export class Hasher {
 
   /** Hash each project-relative path (file, folder or glob). Missing paths come back as `missing`. */
   async hashPaths(relPaths: string[]): Promise<Map<string, PathHash>> {
-    // Plan every path first, so the files that need reading are hashed in one pass over the pool.
-    const todo: FileJob[] = [];
+    // Plan every path first; files that need reading go to the pool as they are found.
     const finishers = new Map<string, () => PathHash>();
     for (const rel of new Set(relPaths)) {
-      if (isDynamicPattern(rel)) finishers.set(rel, this.planGlob(rel, todo));
+      if (isDynamicPattern(rel)) finishers.set(rel, this.planGlob(rel));
       else {
         const abs = path.join(this.root, rel);
         const st = statSync(abs, { bigint: true, throwIfNoEntry: false });
         if (!st) finishers.set(rel, () => ({ kind: 'missing', size: 0 }));
-        else if (st.isDirectory()) finishers.set(rel, this.planDir(rel, abs, todo));
+        else if (st.isDirectory()) finishers.set(rel, this.planDir(rel, abs));
         else {
-          const job = this.fileJob(abs, rel, st, todo);
+          const job = this.fileJob(abs, rel, st);
           finishers.set(rel, () => ({ kind: 'file', hash: job.hash, size: job.size }));
         }
       }
     }
-    await this.hashJobs(todo);
+    await this.pool.drain();
+    if (this.errors.length > 0) {
+      const [first] = this.errors;
+      this.errors = [];
+      throw new Error(`cannot read ${first}`);
+    }
     return new Map([...finishers].map(([rel, finish]) => [rel, finish()]));
   }
 
-  private fileJob(abs: string, key: string, st: BigIntStats, todo: FileJob[]): FileJob {
+  /** Queue a file for hashing; `onHashed` gets its digest and the stats of the bytes read. */
+  private read(abs: string, key: string, onHashed: (digest: Buffer, stats: BigUint64Array) => void): void {
+    this.stats.hashedFiles++;
+    this.pool.add(abs, (h) => {
+      if (h instanceof Error) this.errors.push(`${key}: ${h.message}`);
+      else {
+        this.stats.hashedBytes += Number(h.stats[0]);
+        onHashed(h.digest, h.stats);
+      }
+    });
+  }
+
+  /** A single file through the per-file stat cache. */
+  private fileJob(abs: string, key: string, st: BigIntStats): FileJob {
     this.stats.statted++;
-    const job: FileJob = { abs, key, size: Number(st.size), st, hash: this.cache.lookup(key, st) };
-    if (job.hash === undefined) todo.push(job);
+    const job: FileJob = { size: Number(st.size), hash: this.cache.lookup(key, st) };
+    if (job.hash === undefined) {
+      const at = BigInt(Date.now()) * 1_000_000n;
+      this.read(abs, key, (d) => {
+        job.hash = d.toString('hex') as ContentHash;
+        this.cache.store(key, st, job.hash, at);
+      });
+    }
     return job;
   }
 
-  private planGlob(rel: string, todo: FileJob[]): () => PathHash {
+  private planGlob(rel: string): () => PathHash {
     const matches = globSync(rel, { cwd: this.root, onlyFiles: true, dot: true, expandDirectories: false }).sort(
       byPath,
     );
-    const jobs: FileJob[] = [];
+    const jobs: Array<[string, FileJob]> = [];
     for (const m of matches) {
       const abs = path.join(this.root, m);
       const st = statSync(abs, { bigint: true, throwIfNoEntry: false });
-      if (st) jobs.push(this.fileJob(abs, m, st, todo));
+      if (st) jobs.push([m, this.fileJob(abs, m, st)]);
     }
     return () => {
-      const entries = jobs.map((j) => [j.key, j.hash as ContentHash] as [string, ContentHash]);
-      const size = jobs.reduce((n, j) => n + j.size, 0);
+      const entries = jobs.map(([m, j]) => [m, j.hash as ContentHash] as [string, ContentHash]);
+      const size = jobs.reduce((n, [, j]) => n + j.size, 0);
       return { kind: 'glob', hash: hashListing(entries), size, files: entries.length, listing: () => entries };
     };
   }
@@ -142,7 +159,7 @@ export class Hasher {
    * A folder: walk it, stat every file, and compare with the folder's record (dir-cache.ts) index by
    * index when the listing is unchanged. Only files whose stat differs are read.
    */
-  private planDir(rel: string, abs: string, todo: FileJob[]): () => PathHash {
+  private planDir(rel: string, abs: string): () => PathHash {
     const names = listFiles(abs);
     const joined = names.join('\n');
     const recFile = recordFile(this.root, rel);
@@ -151,11 +168,26 @@ export class Hasher {
     const byName = !sameNames && rec ? new Map(rec.names.split('\n').map((n, i) => [n, i])) : undefined;
     const stats = new BigUint64Array(names.length * 4);
     const hashes = Buffer.alloc(names.length * 32);
-    const jobs = new Map<number, FileJob>();
+    const racyAfter = BigInt(Date.now()) * 1_000_000n - RACY_NS;
     let size = 0;
     let changed = !sameNames;
+    // Without a record (first time), every file must be read anyway: skip the stat here and take it
+    // from the open file in the hashing thread.
+    const cold = rec === undefined;
+    const racy = (i: number) => stats[i * 4 + 3] > racyAfter || stats[i * 4 + 1] > racyAfter;
     for (let i = 0; i < names.length; i++) {
       const fileAbs = `${abs}/${names[i]}`;
+      if (cold) {
+        this.read(fileAbs, `${rel}/${names[i]}`, (d, st) => {
+          d.copy(hashes, i * 32);
+          stats.set(st, i * 4);
+          this.stats.statted++;
+          size += Number(st[0]);
+          // Changed within the racy window: recorded with impossible stats, so it is re-read next time.
+          if (racy(i)) stats.fill(RACY_MARK, i * 4, i * 4 + 4);
+        });
+        continue;
+      }
       const st = statSync(fileAbs, { bigint: true, throwIfNoEntry: false });
       if (!st) {
         changed = true; // vanished during the walk: hashed as empty, and the record is not trusted
@@ -163,37 +195,29 @@ export class Hasher {
       }
       this.stats.statted++;
       size += Number(st.size);
-      stats[i * 4] = st.size;
-      stats[i * 4 + 1] = st.mtimeNs;
-      stats[i * 4 + 2] = st.ino;
-      stats[i * 4 + 3] = st.ctimeNs;
       const j = sameNames ? i : byName?.get(names[i]);
       if (
-        rec !== undefined &&
         j !== undefined &&
         rec.stats[j * 4] === st.size &&
         rec.stats[j * 4 + 1] === st.mtimeNs &&
         rec.stats[j * 4 + 2] === st.ino &&
         rec.stats[j * 4 + 3] === st.ctimeNs
       ) {
+        stats.set(rec.stats.subarray(j * 4, j * 4 + 4), i * 4);
         rec.hashes.copy(hashes, i * 32, j * 32, j * 32 + 32);
         continue;
       }
       changed = true;
-      const job: FileJob = { abs: fileAbs, key: `${rel}/${names[i]}`, size: Number(st.size), st, inRecord: true };
-      jobs.set(i, job);
-      todo.push(job);
+      this.read(fileAbs, `${rel}/${names[i]}`, (d, fst) => {
+        d.copy(hashes, i * 32);
+        stats.set(fst, i * 4);
+        if (racy(i)) stats.fill(RACY_MARK, i * 4, i * 4 + 4);
+      });
     }
     return () => {
       if (!changed && rec) {
         const hash = rec.hash.toString('hex') as ContentHash;
         return { kind: 'dir', hash, size, files: names.length, listing: () => listingOf(names, hashes) };
-      }
-      const racyAfter = BigInt(Date.now()) * 1_000_000n - RACY_NS;
-      for (const [i, job] of jobs) {
-        hashes.write(job.hash as string, i * 32, 'hex');
-        // A file changed within the racy window is recorded with impossible stats: re-read next time.
-        if (job.st.ctimeNs > racyAfter || job.st.mtimeNs > racyAfter) stats.fill(RACY_MARK, i * 4, i * 4 + 4);
       }
       const entries = listingOf(names, hashes);
       const hash = hashListing(entries);
@@ -201,55 +225,8 @@ export class Hasher {
       return { kind: 'dir', hash, size, files: names.length, listing: () => entries };
     };
   }
-
-  private async hashJobs(todo: FileJob[]): Promise<void> {
-    if (todo.length === 0) return;
-    this.stats.hashedFiles += todo.length;
-    this.stats.hashedBytes += todo.reduce((n, j) => n + j.size, 0);
-    const workers = Math.min(availableParallelism(), 4);
-    let hashes: Array<string | { error: string }>;
-    if (todo.length < POOL_MIN_FILES || workers < 2) {
-      const buf = Buffer.allocUnsafe(1 << 20);
-      hashes = todo.map((j) => {
-        try {
-          return hashFileInto(j.abs, buf) as string;
-        } catch (e) {
-          return { error: (e as Error).message };
-        }
-      });
-    } else {
-      hashes = await hashOnWorkers(
-        todo.map((j) => j.abs),
-        workers,
-      );
-    }
-    const at = BigInt(Date.now()) * 1_000_000n;
-    for (const [i, job] of todo.entries()) {
-      const h = hashes[i];
-      if (typeof h !== 'string') throw new Error(`cannot read ${job.key}: ${h.error}`);
-      job.hash = h as ContentHash;
-      if (!job.inRecord) this.cache.store(job.key, job.st, job.hash, at);
-    }
-  }
 }
 
 function listingOf(names: string[], hashes: Buffer): Array<[string, ContentHash]> {
   return names.map((n, i) => [n, hashes.toString('hex', i * 32, i * 32 + 32) as ContentHash]);
-}
-
-/** Split `files` over `n` worker threads (interleaved, so big and small files spread evenly). */
-async function hashOnWorkers(files: string[], n: number): Promise<Array<string | { error: string }>> {
-  const slices: string[][] = Array.from({ length: n }, () => []);
-  for (const [i, f] of files.entries()) slices[i % n].push(f);
-  const results = await Promise.all(
-    slices.map(
-      (slice) =>
-        new Promise<Array<string | { error: string }>>((resolve, reject) => {
-          const w = new Worker(new URL('./hash-worker.mjs', import.meta.url), { workerData: { files: slice } });
-          w.once('message', resolve);
-          w.once('error', reject);
-        }),
-    ),
-  );
-  return files.map((_, i) => results[i % n][Math.floor(i / n)]);
 }

@@ -40,7 +40,8 @@ export function humanLogger(opts: HumanOptions): Logger {
   const active = new Map<string, cliProgress.SingleBar>();
   const lastPrinted = new Map<string, number>();
   const print = (line: string) => {
-    if (bars && active.size > 0) bars.log(`${line}\n`);
+    // Clear the line first: the log line is drawn where a bar was, and a shorter line would leave its tail.
+    if (bars && active.size > 0) bars.log(`\x1b[2K${line}\n`);
     else opts.out.write(`${line}\n`);
   };
   const dropBar = (stage: string) => {

@@ -10,9 +10,10 @@ import { renderAscii, renderDot, renderMermaid } from './dag-render.ts';
 import type { Event, Logger } from './events.ts';
 import { describeFailure, isDefinitionFailure, PipelineError } from './failure.ts';
 import { selectStages } from './graph.ts';
+import { openRemote, readProjectConfig } from './remote.ts';
 import { describeReason } from './status.ts';
 import type { Pipeline } from './types.ts';
-import { computeStatus, openWorkspace } from './workspace.ts';
+import { computeStatus, openWorkspace, type Workspace } from './workspace.ts';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
 
@@ -64,14 +65,23 @@ function open(pipeline: Pipeline, o: CommonOpts) {
 
 const jsonLogger: Logger = (e: Event) => process.stdout.write(`${JSON.stringify(e)}\n`);
 
-async function runCommand(
+interface Session {
+  ws: Workspace;
+  emit: Logger;
+  signal: AbortSignal;
+}
+
+/**
+ * Open the workspace for a command that changes it (run, checkout, pull, gc): Ctrl-C aborts its signal,
+ * and it holds the workspace's run lock, waiting for another holder unless --no-wait.
+ */
+async function withWorkspaceLock(
   pipeline: Pipeline,
-  targets: string[],
-  o: CommonOpts & Record<string, unknown>,
+  o: CommonOpts & { wait?: boolean },
+  fn: (s: Session) => Promise<number>,
 ): Promise<number> {
-  // Loaded here, not at the top: `status` and `dag` should not pay for process spawning and progress bars.
-  const [{ runPipeline }, { humanLogger }, { acquireRunLock }, { readLock }] = await Promise.all([
-    import('./executor.ts'),
+  // Loaded here, not at the top: `status` and `dag` should not pay for progress bars and locks.
+  const [{ humanLogger }, { acquireRunLock }, { readLock }] = await Promise.all([
     import('./render-human.ts'),
     import('./run-lock.ts'),
     import('./lockfile.ts'),
@@ -93,13 +103,32 @@ async function runCommand(
   try {
     // Read the lock only now: a run we waited for may have just changed it.
     ws.lock = readLock(ws.root);
-    const jobs = Number(o.jobs ?? availableParallelism());
-    if (!Number.isInteger(jobs) || jobs < 1) {
-      throw new PipelineError({
-        reason: 'invalid-definition',
-        message: `--jobs must be a positive integer, not '${o.jobs}'`,
-      });
-    }
+    return await fn({ ws, emit, signal: controller.signal });
+  } finally {
+    await release();
+  }
+}
+
+const positiveInt = (v: unknown, flag: string, fallback: number): number => {
+  const n = Number(v ?? fallback);
+  if (!Number.isInteger(n) || n < 1) {
+    throw new PipelineError({
+      reason: 'invalid-definition',
+      message: `${flag} must be a positive integer, not '${v}'`,
+    });
+  }
+  return n;
+};
+
+async function runCommand(
+  pipeline: Pipeline,
+  targets: string[],
+  o: CommonOpts & Record<string, unknown>,
+): Promise<number> {
+  const { runPipeline } = await import('./executor.ts');
+  return withWorkspaceLock(pipeline, o, async ({ ws, emit, signal }) => {
+    const jobs = positiveInt(o.jobs, '--jobs', availableParallelism());
+    const remote = o.pull || o.push ? await openRemote(ws.root, o.remote as string | undefined) : undefined;
     const result = await runPipeline(ws, {
       targets,
       jobs,
@@ -107,17 +136,151 @@ async function runCommand(
       dryRun: Boolean(o.dryRun),
       keepGoing: Boolean(o.keepGoing),
       downstream: Boolean(o.downstream),
-      signal: controller.signal,
+      signal,
       emit,
+      runCache: o.runCache !== false,
+      pullFrom: o.pull ? remote : undefined,
+      pushTo: o.push ? remote : undefined,
     });
     return result.interrupted ? EXIT.interrupted : result.failed ? EXIT.failed : EXIT.ok;
-  } finally {
-    await release();
-  }
+  });
 }
 
-async function statusCommand(pipeline: Pipeline, targets: string[], o: CommonOpts): Promise<number> {
+const kb = (n: number) =>
+  n < 1e6 ? `${(n / 1e3).toFixed(1)} kB` : n < 1e9 ? `${(n / 1e6).toFixed(1)} MB` : `${(n / 1e9).toFixed(2)} GB`;
+
+function say(o: CommonOpts, data: unknown, text: string): void {
+  process.stdout.write(o.json ? `${JSON.stringify(data)}\n` : `${text}\n`);
+}
+
+async function checkoutCommand(pipeline: Pipeline, targets: string[], o: CommonOpts): Promise<number> {
+  const { checkout } = await import('./cache-commands.ts');
+  return withWorkspaceLock(pipeline, o, async ({ ws }) => {
+    const r = await checkout(ws, targets);
+    const lines = [
+      ...r.restored.map((p) => `restored ${p} (${ws.cache.linkKind})`),
+      ...r.failed.map((f) => `cannot restore ${f.path}: ${f.error}`),
+      `${r.restored.length} restored, ${r.unchanged.length} already matching, ${r.failed.length} failed`,
+    ];
+    say(o, r, lines.join('\n'));
+    return r.failed.length > 0 ? EXIT.failed : EXIT.ok;
+  });
+}
+
+async function gcCommand(pipeline: Pipeline, o: CommonOpts & Record<string, unknown>): Promise<number> {
+  const { gc } = await import('./cache-commands.ts');
+  return withWorkspaceLock(pipeline, o, async ({ ws }) => {
+    const keepRuns = o.keepRuns !== undefined ? Number(o.keepRuns) : undefined;
+    if (keepRuns !== undefined && (!Number.isInteger(keepRuns) || keepRuns < 0)) {
+      throw new PipelineError({
+        reason: 'invalid-definition',
+        message: `--keep-runs must be a whole number, not '${o.keepRuns}'`,
+      });
+    }
+    const r = await gc(ws, { dryRun: Boolean(o.dryRun), keepRuns, allCommits: Boolean(o.allCommits) });
+    const verb = o.dryRun ? 'would remove' : 'removed';
+    say(o, r, `${verb} ${r.removed} objects (${kb(r.bytes)}) and ${r.runsRemoved} run-cache entries; kept ${r.kept}`);
+    return EXIT.ok;
+  });
+}
+
+async function transferCommand(
+  kind: 'push' | 'pull' | 'fetch',
+  pipeline: Pipeline,
+  targets: string[],
+  o: CommonOpts & Record<string, unknown>,
+): Promise<number> {
+  const { checkout, fetchCommand, pushCommand } = await import('./cache-commands.ts');
+  return withWorkspaceLock(pipeline, o, async ({ ws, emit, signal }) => {
+    const remote = await openRemote(ws.root, o.remote as string | undefined);
+    const opts = { jobs: positiveInt(o.jobs, '--jobs', 8), emit, signal };
+    const r =
+      kind === 'push' ? await pushCommand(ws, remote, targets, opts) : await fetchCommand(ws, remote, targets, opts);
+    const lines = [
+      `${kind}: ${r.transferred} objects (${kb(r.bytes)}) ${kind === 'push' ? 'to' : 'from'} '${remote.name}', ${r.skipped} already there`,
+      ...r.failed.slice(0, 5).map((f) => `  failed ${f.key}: ${f.error}`),
+    ];
+    const notCached = 'notCached' in r ? (r.notCached as string[]) : [];
+    if (notCached.length > 0) lines.push(`not in the local cache (run them first): ${notCached.join(', ')}`);
+    let failed = r.failed.length > 0 || signal.aborted;
+    if (kind === 'pull' && !failed) {
+      const c = await checkout(ws, targets);
+      lines.push(
+        `checkout: ${c.restored.length} restored, ${c.unchanged.length} already matching, ${c.failed.length} failed`,
+      );
+      for (const f of c.failed) lines.push(`  cannot restore ${f.path}: ${f.error}`);
+      failed = c.failed.length > 0;
+    }
+    say(o, r, lines.join('\n'));
+    return signal.aborted ? EXIT.interrupted : failed ? EXIT.failed : EXIT.ok;
+  });
+}
+
+async function remoteCommand(
+  pipeline: Pipeline,
+  action: string,
+  args: string[],
+  o: Record<string, unknown>,
+): Promise<number> {
+  const { remoteAdd, remoteRemove } = await import('./cache-commands.ts');
+  const root = path.dirname(pipeline.file);
+  if (action === 'add') {
+    const [name, url] = args;
+    if (!name || !url)
+      throw new PipelineError({ reason: 'invalid-definition', message: 'usage: pipeline remote add NAME URL' });
+    remoteAdd(
+      root,
+      name,
+      {
+        url,
+        endpoint: o.endpoint as string | undefined,
+        region: o.region as string | undefined,
+        path_style: o.pathStyle ? true : undefined,
+      },
+      Boolean(o.default),
+    );
+    process.stdout.write(`remote '${name}' -> ${url} (saved in .pipeline/config.yaml; commit it)\n`);
+  } else if (action === 'remove') {
+    remoteRemove(root, args[0]);
+  } else if (action === 'list') {
+    const config = readProjectConfig(root);
+    for (const [n, rc] of Object.entries(config.remotes)) {
+      process.stdout.write(
+        `${n === config.default ? '*' : ' '} ${n}  ${rc.url}${rc.endpoint ? `  (endpoint ${rc.endpoint})` : ''}\n`,
+      );
+    }
+  } else
+    throw new PipelineError({
+      reason: 'invalid-definition',
+      message: `unknown remote action '${action}': add, list or remove`,
+    });
+  return EXIT.ok;
+}
+
+async function statusCommand(
+  pipeline: Pipeline,
+  targets: string[],
+  o: CommonOpts & { remote?: string | boolean },
+): Promise<number> {
   const ws = open(pipeline, o);
+  if (o.remote) {
+    const { remoteStatus } = await import('./cache-commands.ts');
+    const remote = await openRemote(ws.root, typeof o.remote === 'string' ? o.remote : undefined);
+    const rows = await remoteStatus(ws, remote, targets);
+    const text = rows.map((r) => {
+      const where =
+        r.local === r.total && r.remote === r.total
+          ? 'in sync'
+          : r.remote < r.total && r.local === r.total
+            ? 'local only (push)'
+            : r.local < r.total && r.remote === r.total
+              ? 'remote only (pull)'
+              : 'incomplete';
+      return `${r.stage}: ${r.local}/${r.total} objects local, ${r.remote}/${r.total} on '${remote.name}': ${where}`;
+    });
+    say(o, { remote: remote.name, stages: rows }, text.join('\n') || 'no stage has run yet');
+    return EXIT.ok;
+  }
   const status = await computeStatus(ws, selectStages(ws.graph, targets));
   if (o.json) {
     process.stdout.write(`${JSON.stringify({ stages: status })}\n`);
@@ -125,7 +288,7 @@ async function statusCommand(pipeline: Pipeline, targets: string[], o: CommonOpt
   }
   const width = Math.max(0, ...status.map((s) => s.name.length));
   for (const s of status) {
-    process.stdout.write(`${s.name.padEnd(width)}  ${s.state}\n`);
+    process.stdout.write(`${s.name.padEnd(width)}  ${s.state}${s.restorable ? ' (restorable)' : ''}\n`);
     for (const r of s.reasons)
       if (r.kind !== 'never-run') process.stdout.write(`${' '.repeat(width)}    ${describeReason(r)}\n`);
   }
@@ -172,13 +335,57 @@ export async function cli(pipeline: Pipeline, argv: string[]): Promise<number> {
     .option('-k, --keep-going', 'after a failure, still run the stages that do not depend on it')
     .option('--downstream', 'the targets and every stage downstream of them')
     .option('--no-wait', 'fail at once if another run holds the workspace')
+    .option('--no-run-cache', 'run stale stages even when their outs for these inputs are in the cache')
+    .option('--pull', "also look up the remote's run-cache before running a stage")
+    .option('--push', "upload each stage's outs and run entry after it succeeds")
+    .option('-r, --remote <name>', 'the remote for --pull / --push (default: the default remote)')
     .action(async (targets: string[], o) => {
       code = await runCommand(pipeline, targets, o);
     });
   common(program.command('status').argument('[stages...]', 'stages to report (default: all)'))
     .description('say which stages are stale and exactly why')
+    .option('--remote [name]', 'instead: which outs are local only / remote only')
     .action(async (targets: string[], o) => {
       code = await statusCommand(pipeline, targets, o);
+    });
+  common(program.command('checkout').argument('[stages...]', 'stages (default: all)'))
+    .description('make the workspace outs match pipeline.lock, from the cache')
+    .option('--no-wait', 'fail at once if another run holds the workspace')
+    .action(async (targets: string[], o) => {
+      code = await checkoutCommand(pipeline, targets, o);
+    });
+  common(program.command('gc'))
+    .description('remove cache objects that neither the lock nor kept run-cache entries need')
+    .option('-n, --dry-run', 'say what would go, and how many bytes')
+    .option('--keep-runs <n>', 'keep the newest N run-cache entries per stage (default: those of the last 30 days)')
+    .option('--all-commits', 'also keep what every committed pipeline.lock needs')
+    .action(async (o) => {
+      code = await gcCommand(pipeline, o);
+    });
+  for (const [kind, what] of [
+    ['push', 'upload the outs in pipeline.lock (and their run-cache entries) to a remote'],
+    ['pull', 'download the outs in pipeline.lock from a remote, then check them out'],
+    ['fetch', 'download the outs in pipeline.lock from a remote into the cache only'],
+  ] as const) {
+    common(program.command(kind).argument('[stages...]', 'stages (default: all)'))
+      .description(what)
+      .option('-r, --remote <name>', 'which remote (default: the default remote)')
+      .option('-j, --jobs <n>', 'transfers at once', '8')
+      .action(async (targets: string[], o) => {
+        code = await transferCommand(kind, pipeline, targets, o);
+      });
+  }
+  program
+    .command('remote')
+    .argument('<action>', 'add NAME URL | list | remove NAME')
+    .argument('[args...]')
+    .description('configure remotes (.pipeline/config.yaml): a folder, file://… or s3://bucket/prefix')
+    .option('--endpoint <url>', 'S3: custom endpoint (MinIO, R2, GCS)')
+    .option('--region <region>', 'S3: region')
+    .option('--path-style', 'S3: path-style addressing')
+    .option('--default', 'make it the default remote')
+    .action(async (action: string, args: string[], o) => {
+      code = await remoteCommand(pipeline, action, args, o);
     });
   common(program.command('dag'))
     .description('print the stage graph')

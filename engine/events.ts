@@ -5,7 +5,7 @@ import type { HashStats } from './hashing.ts';
 import type { Reason } from './status.ts';
 import type { ProgressUpdate } from './types.ts';
 
-export type StageOutcome = 'ran' | 'fresh' | 'failed' | 'skipped';
+export type StageOutcome = 'ran' | 'restored' | 'fresh' | 'failed' | 'skipped';
 
 export interface StageSummary {
   name: string;
@@ -22,6 +22,18 @@ export type Event =
   | { type: 'stage-progress'; stage: string; progress: ProgressUpdate }
   | { type: 'stage-output'; stage: string; stream: 'stdout' | 'stderr' | 'log' | 'warn'; line: string }
   | { type: 'stage-success'; stage: string; seconds: number }
+  /** Outs restored from the run-cache instead of running the stage. */
+  | { type: 'stage-restored'; stage: string; seconds: number; from: 'cache' | 'remote'; link: string }
+  | {
+      type: 'transfer-progress';
+      direction: 'push' | 'pull';
+      remote: string;
+      done: number;
+      total: number;
+      bytes: number;
+      totalBytes?: number;
+    }
+  | { type: 'warning'; message: string }
   | { type: 'stage-failure'; stage: string; seconds: number; failure: Failure }
   | { type: 'stage-skipped'; stage: string; because: string }
   | { type: 'recovered'; stage: string; paths: string[] }

@@ -6,15 +6,18 @@
 //                                  \--stale--> backup outs -> spawn -> hash outs -> lock entry -> done
 //                                                                \--fail/abort--> restore outs -> failed
 
+import { Cache } from './cache.ts';
 import { interpolate, nestParams } from './config.ts';
 import type { Event, Logger, StageOutcome, StageSummary } from './events.ts';
 import type { Failure } from './failure.ts';
 import { toRecord } from './fingerprint.ts';
 import { type GraphStage, selectStages } from './graph.ts';
-import { writeLock } from './lockfile.ts';
+import { type LockEntry, writeLock } from './lockfile.ts';
 import { backupOuts, discardBackup, pendingBackups, restoreOuts } from './outs-backup.ts';
+import type { Remote } from './remote.ts';
 import { spawnStage } from './spawn-stage.ts';
 import { explain, type Reason } from './status.ts';
+import { fetchKeys, fetchOuts, keysForEntry, push } from './transfer.ts';
 import { computeStatus, type Workspace } from './workspace.ts';
 
 export interface RunOptions {
@@ -26,12 +29,84 @@ export interface RunOptions {
   downstream: boolean;
   signal: AbortSignal;
   emit: Logger;
+  /** Restore a stale stage's outs from the run-cache when its fingerprint was seen before. */
+  runCache: boolean;
+  /** With `runCache`: also look in this remote's run-cache (`run --pull`). */
+  pullFrom?: Remote;
+  /** Upload each stage's outs and run entry here after it succeeds (`run --push`). */
+  pushTo?: Remote;
 }
 
 export interface RunResult {
   stages: StageSummary[];
   interrupted: boolean;
   failed: boolean;
+}
+
+/**
+ * Satisfy a stage from the run-cache: its current fingerprint was seen before (locally, or on the
+ * remote with --pull), so its outs are known and restored instead of recomputed. Any problem (a corrupt
+ * object, a missing one) makes this a miss: the stage then simply runs.
+ */
+async function restoreFromRunCache(
+  ws: Workspace,
+  stage: string,
+  fingerprint: string,
+  outPaths: string[],
+  opts: RunOptions,
+): Promise<{ outs: LockEntry['outs']; from: 'cache' | 'remote' } | undefined> {
+  const transfer = { jobs: 8, emit: opts.emit, signal: opts.signal };
+  let from: 'cache' | 'remote' = 'cache';
+  let entry = ws.cache.readRun(stage, fingerprint);
+  if (!entry && opts.pullFrom) {
+    const key = Cache.runKey(stage, fingerprint);
+    if ((await opts.pullFrom.has([key])).has(key)) {
+      await fetchKeys(ws.cache, opts.pullFrom, [key], transfer);
+      entry = ws.cache.readRun(stage, fingerprint);
+      from = 'remote';
+    }
+  }
+  // An entry written before the stage's outs were redeclared does not describe them.
+  if (!entry || Object.keys(entry.outs).sort().join('\0') !== [...outPaths].sort().join('\0')) return undefined;
+  try {
+    if (!ws.cache.hasOuts(entry.outs) && opts.pullFrom) {
+      const r = await fetchOuts(ws.cache, opts.pullFrom, [entry.outs], transfer);
+      if (r.transferred > 0) from = 'remote';
+    }
+    if (!ws.cache.hasOuts(entry.outs)) return undefined;
+    backupOuts(ws.root, stage, outPaths);
+    try {
+      for (const [p, rec] of Object.entries(entry.outs)) {
+        await ws.cache.restoreOut(p, rec);
+        if (rec.hash) {
+          const manifest = rec.files !== undefined ? ws.cache.readManifest(rec.hash) : undefined;
+          ws.fingerprinter.hasher.remember(p, { hash: rec.hash, files: manifest?.map(([n, h]) => [n, h]) });
+        }
+      }
+    } catch (e) {
+      restoreOuts(ws.root, stage, outPaths);
+      throw e;
+    }
+    discardBackup(ws.root, stage);
+    return { outs: entry.outs, from };
+  } catch (e) {
+    opts.emit({
+      type: 'warning',
+      message: `run-cache of '${stage}' not used: ${(e as Error).message}; running it instead`,
+    });
+    return undefined;
+  }
+}
+
+/** `run --push`: send a finished stage's objects and run entry to the remote. */
+async function pushStage(ws: Workspace, stage: string, opts: RunOptions): Promise<void> {
+  const entry = ws.lock.stages[stage];
+  if (!opts.pushTo || !entry) return;
+  const { keys } = keysForEntry(ws.cache, stage, entry);
+  const r = await push(ws.cache, opts.pushTo, keys, { jobs: 8, emit: opts.emit, signal: opts.signal });
+  if (r.failed.length > 0) {
+    opts.emit({ type: 'warning', message: `push of '${stage}' to '${opts.pushTo.name}' failed: ${r.failed[0].error}` });
+  }
 }
 
 /** Put back outs that a crashed earlier run had moved aside. */
@@ -87,8 +162,22 @@ export async function runPipeline(ws: Workspace, opts: RunOptions): Promise<RunR
       return;
     }
     if (signal.aborted) return;
-    emit({ type: 'stage-start', stage: s.name, reasons });
     const outPaths = s.outs.map((o) => o.path);
+    if (opts.runCache && !opts.force) {
+      const restored = await restoreFromRunCache(ws, s.name, fingerprint.fingerprint, outPaths, opts);
+      if (restored) {
+        ws.lock.stages[s.name] = { ...fingerprint, outs: restored.outs };
+        writeLock(ws.root, ws.lock);
+        fp.invalidate(outPaths);
+        ws.statCache.save();
+        const seconds = (performance.now() - t0) / 1000;
+        emit({ type: 'stage-restored', stage: s.name, seconds, from: restored.from, link: ws.cache.linkKind });
+        finish(s, 'restored', seconds, reasons);
+        await pushStage(ws, s.name, opts);
+        return;
+      }
+    }
+    emit({ type: 'stage-start', stage: s.name, reasons });
     backupOuts(ws.root, s.name, outPaths);
     let failure: Failure | undefined = await spawnStage({
       name: s.name,
@@ -125,15 +214,22 @@ export async function runPipeline(ws: Workspace, opts: RunOptions): Promise<RunR
       return;
     }
     const hashes = outHashes;
-    ws.lock.stages[s.name] = {
-      ...fingerprint,
-      outs: Object.fromEntries(outPaths.map((p) => [p, toRecord(hashes.get(p) as never)])),
-    };
+    const outRecords = Object.fromEntries(outPaths.map((p) => [p, toRecord(hashes.get(p) as never)]));
+    // Into the cache before the lock names them: whatever the lock records can be checked out again.
+    for (const p of outPaths) ws.cache.storeOut(p, hashes.get(p) as never);
+    ws.cache.saveRun({
+      stage: s.name,
+      fingerprint: fingerprint.fingerprint,
+      outs: outRecords,
+      created: new Date().toISOString(),
+    });
+    ws.lock.stages[s.name] = { ...fingerprint, outs: outRecords };
     writeLock(ws.root, ws.lock);
     discardBackup(ws.root, s.name);
     ws.statCache.save();
     emit({ type: 'stage-success', stage: s.name, seconds });
     finish(s, 'ran', seconds, reasons);
+    await pushStage(ws, s.name, opts);
   };
 
   // The scheduler: start whatever is ready, wait for any running stage to finish, repeat.

@@ -31,7 +31,7 @@ interface FileJob {
 /** Stats no file can have: written for files too recent to trust. */
 const RACY_MARK = 2n ** 64n - 1n;
 
-export const hashBytes = (data: string | Uint8Array): ContentHash => blake3(data).toString('hex') as ContentHash;
+export const hashBytes = (data: string | Buffer): ContentHash => blake3(data).toString('hex') as ContentHash;
 
 /** Hash of a sorted (relative path, hash) list: the identity of a folder's content. */
 export function hashListing(entries: Array<[string, string]>): ContentHash {
@@ -110,6 +110,39 @@ export class Hasher {
       throw new Error(`cannot read ${first}`);
     }
     return new Map([...finishers].map(([rel, finish]) => [rel, finish()]));
+  }
+
+  /**
+   * Record hashes the engine already knows (it just wrote these files from verified cache objects), so
+   * the next status need not read them. Unlike hashes found by reading, these are trusted even inside
+   * the racy window: the engine itself wrote the bytes a moment ago.
+   */
+  remember(rel: string, known: { hash: ContentHash; files?: Array<[string, ContentHash]> }): void {
+    const abs = path.join(this.root, rel);
+    if (!known.files) {
+      const st = statSync(abs, { bigint: true, throwIfNoEntry: false });
+      if (st) this.cache.store(rel, st, known.hash, st.ctimeNs + RACY_NS);
+      return;
+    }
+    const entries = [...known.files].sort(([a], [b]) => byPath(a, b));
+    const stats = new BigUint64Array(entries.length * 4);
+    const hashes = Buffer.alloc(entries.length * 32);
+    let size = 0;
+    for (const [i, [name, hash]] of entries.entries()) {
+      const st = statSync(`${abs}/${name}`, { bigint: true });
+      stats.set([st.size, st.mtimeNs, st.ino, st.ctimeNs], i * 4);
+      hashes.write(hash, i * 32, 'hex');
+      size += Number(st.size);
+    }
+    const names = entries.map(([n]) => n).join('\n');
+    writeRecord(recordFile(this.root, rel), {
+      names,
+      count: entries.length,
+      stats,
+      hashes,
+      hash: Buffer.from(known.hash, 'hex'),
+      size,
+    });
   }
 
   /** Queue a file for hashing; `onHashed` gets its digest and the stats of the bytes read. */

@@ -17,7 +17,9 @@ const fmtSeconds = (s: number) =>
 
 export function summaryLine(stages: StageSummary[], seconds: number): string {
   const count = (o: string) => stages.filter((s) => s.outcome === o).length;
-  const parts = [`${count('ran')} ran`, `${count('fresh')} fresh`, `${count('failed')} failed`];
+  const parts = [`${count('ran')} ran`];
+  if (count('restored')) parts.push(`${count('restored')} restored`);
+  parts.push(`${count('fresh')} fresh`, `${count('failed')} failed`);
   if (count('skipped')) parts.push(`${count('skipped')} skipped`);
   return `${parts.join(', ')} in ${fmtSeconds(seconds)}`;
 }
@@ -115,6 +117,28 @@ export function humanLogger(opts: HumanOptions): Logger {
         print(`${c.red('✗')} ${e.stage}: ${c.red(describeFailure(e.failure))}`);
         if (e.failure.reason !== 'aborted') print(c.dim(`  full output: .pipeline/logs/${e.stage}.log`));
         break;
+      case 'stage-restored':
+        print(
+          `${c.green('↺')} ${e.stage} ${c.dim(`restored from ${e.from === 'remote' ? 'the remote' : 'cache'}${opts.verbose ? ` (${e.link})` : ''} ${fmtSeconds(e.seconds)}`)}`,
+        );
+        break;
+      case 'warning':
+        print(c.yellow(`warning: ${e.message}`));
+        break;
+      case 'transfer-progress': {
+        const key = `${e.direction} ${e.remote}`;
+        if (bars) {
+          let bar = active.get(key);
+          const payload = { stage: key, unit: 'objects', message: `${(e.bytes / 1e6).toFixed(1)} MB` };
+          if (!bar) {
+            bar = bars.create(e.total, e.done, payload);
+            active.set(key, bar);
+          }
+          bar.update(e.done, payload);
+          if (e.done >= e.total) dropBar(key);
+        }
+        break;
+      }
       case 'stage-skipped':
         print(`${c.yellow('-')} ${e.stage} skipped: ${e.because}`);
         break;

@@ -1,6 +1,7 @@
 // A workspace: the project root with its pipeline, config, graph, lock and caches, opened once per command.
 
 import path from 'node:path';
+import { Cache } from './cache.ts';
 import { type Config, interpolate, loadConfig } from './config.ts';
 import { Fingerprinter } from './fingerprint.ts';
 import { buildGraph, type Graph, type GraphStage } from './graph.ts';
@@ -25,6 +26,7 @@ export interface Workspace {
   lock: LockFile;
   statCache: StatCache;
   fingerprinter: Fingerprinter;
+  cache: Cache;
 }
 
 export function openWorkspace(opts: WorkspaceOptions): Workspace {
@@ -38,13 +40,24 @@ export function openWorkspace(opts: WorkspaceOptions): Workspace {
     const params = fingerprinter.params(s);
     if (s.stage.cmd !== undefined) interpolate(s.stage.cmd, params, s.name);
   }
-  return { root, pipeline: opts.pipeline, config, graph, lock: readLock(root), statCache, fingerprinter };
+  return {
+    root,
+    pipeline: opts.pipeline,
+    config,
+    graph,
+    lock: readLock(root),
+    statCache,
+    fingerprinter,
+    cache: new Cache(root),
+  };
 }
 
 export interface StageStatus {
   name: string;
   state: StageState;
   reasons: Reason[];
+  /** Stale, but its current fingerprint was seen before: `run` restores its outs from the cache. */
+  restorable?: boolean;
 }
 
 /**
@@ -63,7 +76,18 @@ export async function computeStatus(ws: Workspace, stages: GraphStage[]): Promis
       const u = byName.get(up);
       if (u && u.state !== 'fresh') reasons.push({ kind: 'upstream', path: up, stage: up });
     }
-    byName.set(s.name, { name: s.name, state: stateOf(reasons), reasons });
+    const status: StageStatus = { name: s.name, state: stateOf(reasons), reasons };
+    if (reasons.length > 0 && !reasons.some((r) => r.kind === 'upstream')) {
+      const entry = ws.cache.readRun(s.name, fingerprint.fingerprint);
+      const outs = s.outs
+        .map((o) => o.path)
+        .sort()
+        .join('\0');
+      if (entry && Object.keys(entry.outs).sort().join('\0') === outs && ws.cache.hasOuts(entry.outs)) {
+        status.restorable = true;
+      }
+    }
+    byName.set(s.name, status);
   }
   ws.statCache.save();
   return stages.map((s) => byName.get(s.name) as StageStatus);

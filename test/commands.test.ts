@@ -107,7 +107,7 @@ describe('commands', () => {
     const r = await execa(process.execPath, [bin, 'status'], { cwd: p.dir, reject: false });
     assert.equal(r.exitCode, 0, r.stderr);
     assert.match(r.stdout, /train\s+stale\n\s+changed param: train\.lr \(0\.001 -> 0\.002\)/);
-    const none = await execa(process.execPath, [bin, 'status'], { cwd: REPO + '/test', reject: false });
+    const none = await execa(process.execPath, [bin, 'status'], { cwd: `${REPO}/test`, reject: false });
     assert.equal(none.exitCode, 2);
     assert.match(none.stderr, /no pipeline\.ts here/);
   });

@@ -1,7 +1,7 @@
 // What reruns, and only that: a counting stage per node of the chain proves it.
 
 import assert from 'node:assert/strict';
-import { renameSync, statSync, writeFileSync } from 'node:fs';
+import { renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { execa } from 'execa';
 import { chainProject, type Project } from './rig.ts';
@@ -101,10 +101,16 @@ describe('freshness', () => {
     const s = await p.statusJson();
     assert.deepEqual(s.stages[1].reasons, [{ kind: 'out-missing', path: 'artifacts/model.txt' }]);
     const text = await p.cli('status');
-    assert.match(text.stdout, /missing out: artifacts\/model\.txt/);
-    await p.cli('run');
-    assert.deepEqual(p.runs(), ['train']);
+    assert.match(text.stdout, /train\s+stale \(restorable\)\n\s+missing out: artifacts\/model\.txt/);
+    // Its inputs are unchanged, so the run-cache has its outs: restored, not rerun.
+    const r = await p.cli('run');
+    assert.match(r.stdout, /train restored from cache/);
+    assert.deepEqual(p.runs(), []);
     assert.ok(p.exists('artifacts/model.txt'));
+    // Without the run-cache it reruns.
+    rmSync(p.path('artifacts/model.txt'));
+    await p.cli('run', '--no-run-cache');
+    assert.deepEqual(p.runs(), ['train']);
   });
 
   test('an edited out is reported and repaired', async () => {
@@ -112,8 +118,9 @@ describe('freshness', () => {
     p.write('artifacts/metrics.json', '{"len": 9999}');
     const s = await p.statusJson();
     assert.deepEqual(s.stages[2].reasons, [{ kind: 'out-modified', path: 'artifacts/metrics.json' }]);
+    assert.equal((s.stages[2] as { restorable?: boolean }).restorable, true);
     await p.cli('run');
-    assert.deepEqual(p.runs(), ['evaluate']);
+    assert.deepEqual(p.runs(), []);
     assert.equal(p.read('artifacts/metrics.json'), before);
   });
 

@@ -18,6 +18,7 @@ import { computeStatus, openWorkspace, type Workspace } from './workspace.ts';
 export const EXIT = { ok: 0, failed: 1, usage: 2, interrupted: 130 } as const;
 
 let commandStarted = false;
+let finished = false;
 
 function fail(e: unknown): never {
   if (e instanceof PipelineError) {
@@ -359,6 +360,7 @@ export async function cli(pipeline: Pipeline, argv: string[]): Promise<number> {
     .option('-n, --dry-run', 'say what would go, and how many bytes')
     .option('--keep-runs <n>', 'keep the newest N run-cache entries per stage (default: those of the last 30 days)')
     .option('--all-commits', 'also keep what every committed pipeline.lock needs')
+    .option('--no-wait', 'fail at once if another run holds the workspace')
     .action(async (o) => {
       code = await gcCommand(pipeline, o);
     });
@@ -371,6 +373,7 @@ export async function cli(pipeline: Pipeline, argv: string[]): Promise<number> {
       .description(what)
       .option('-r, --remote <name>', 'which remote (default: the default remote)')
       .option('-j, --jobs <n>', 'transfers at once', '8')
+      .option('--no-wait', 'fail at once if another run holds the workspace')
       .action(async (targets: string[], o) => {
         code = await transferCommand(kind, pipeline, targets, o);
       });
@@ -423,7 +426,22 @@ export async function runIfMain(moduleUrl: string, pipeline: Pipeline): Promise<
     }
   };
   if (real(path.resolve(entry)) !== real(fileURLToPath(moduleUrl))) return;
-  const code = await cli(pipeline, process.argv.slice(2)).catch(fail);
+  await runCli(pipeline, process.argv.slice(2));
+}
+
+/**
+ * Run the CLI and exit with its code. If the event loop ever empties while the command is still
+ * waiting (a promise that can never settle: an engine bug), say so and exit 1 instead of a silent 0.
+ */
+async function runCli(pipeline: Pipeline, argv: string[]): Promise<never> {
+  process.on('exit', (code) => {
+    if (code === 0 && !finished) {
+      process.stderr.write('internal error: the command stopped before finishing (nothing left to wait for)\n');
+      process.exitCode = EXIT.failed;
+    }
+  });
+  const code = await cli(pipeline, argv).catch(fail);
+  finished = true;
   process.exit(code);
 }
 
@@ -447,6 +465,5 @@ export async function runFile(file: string, argv: string[]): Promise<never> {
     process.stderr.write(`error: ${file} must \`export default definePipeline([...])\`\n`);
     process.exit(EXIT.usage);
   }
-  const code = await cli(pipeline, argv).catch(fail);
-  process.exit(code);
+  return runCli(pipeline, argv);
 }

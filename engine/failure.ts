@@ -21,7 +21,10 @@ export type StageFailure =
   | { reason: 'missing-out'; stage: string; paths: string[] }
   | { reason: 'aborted'; stage: string };
 
-export type Failure = DefinitionFailure | StageFailure | { reason: 'locked'; pid?: number };
+/** A remote that cannot be reached, refuses the credentials, or lacks its bucket: exit 1, not 2. */
+export type RemoteFailure = { reason: 'remote'; message: string };
+
+export type Failure = DefinitionFailure | StageFailure | RemoteFailure | { reason: 'locked'; pid?: number };
 
 export class PipelineError extends Error {
   constructor(readonly failure: Failure) {
@@ -55,6 +58,7 @@ const describers: { [R in Failure['reason']]: (f: Extract<Failure, { reason: R }
   threw: (f) => `stage '${f.stage}' threw: ${f.message}`,
   'missing-out': (f) => `stage '${f.stage}' finished but did not write its declared out(s): ${f.paths.join(', ')}`,
   aborted: (f) => `stage '${f.stage}' was interrupted; nothing was recorded for it`,
+  remote: (f) => f.message,
   locked: (f) =>
     `another run${f.pid ? ` (pid ${f.pid})` : ''} holds this workspace; rerun without --no-wait to wait for it`,
 };
@@ -64,4 +68,4 @@ export function describeFailure(f: Failure): string {
 }
 
 export const isDefinitionFailure = (f: Failure): f is DefinitionFailure =>
-  !['exit-non-zero', 'killed', 'threw', 'missing-out', 'aborted', 'locked'].includes(f.reason);
+  !['exit-non-zero', 'killed', 'threw', 'missing-out', 'aborted', 'locked', 'remote'].includes(f.reason);

@@ -23,6 +23,12 @@ export interface PathHash {
   listing?: () => Array<[string, ContentHash]>;
 }
 
+/** One `hashPaths` call's pool and the read errors it collected. */
+interface HashRun {
+  pool: HashPool;
+  errors: string[];
+}
+
 interface FileJob {
   size: number;
   hash?: ContentHash;
@@ -78,8 +84,6 @@ export interface HashStats {
 
 export class Hasher {
   readonly stats: HashStats = { statted: 0, hashedFiles: 0, hashedBytes: 0 };
-  private pool = new HashPool();
-  private errors: string[] = [];
 
   constructor(
     private readonly root: string,
@@ -88,27 +92,25 @@ export class Hasher {
 
   /** Hash each project-relative path (file, folder or glob). Missing paths come back as `missing`. */
   async hashPaths(relPaths: string[]): Promise<Map<string, PathHash>> {
-    // Plan every path first; files that need reading go to the pool as they are found.
+    // Plan every path first; files that need reading go to the pool as they are found. One pool per
+    // call: stages hash concurrently, and one call's drain must not stop another's workers.
+    const run: HashRun = { pool: new HashPool(), errors: [] };
     const finishers = new Map<string, () => PathHash>();
     for (const rel of new Set(relPaths)) {
-      if (isDynamicPattern(rel)) finishers.set(rel, this.planGlob(rel));
+      if (isDynamicPattern(rel)) finishers.set(rel, this.planGlob(run, rel));
       else {
         const abs = path.join(this.root, rel);
         const st = statSync(abs, { bigint: true, throwIfNoEntry: false });
         if (!st) finishers.set(rel, () => ({ kind: 'missing', size: 0 }));
-        else if (st.isDirectory()) finishers.set(rel, this.planDir(rel, abs));
+        else if (st.isDirectory()) finishers.set(rel, this.planDir(run, rel, abs));
         else {
-          const job = this.fileJob(abs, rel, st);
+          const job = this.fileJob(run, abs, rel, st);
           finishers.set(rel, () => ({ kind: 'file', hash: job.hash, size: job.size }));
         }
       }
     }
-    await this.pool.drain();
-    if (this.errors.length > 0) {
-      const [first] = this.errors;
-      this.errors = [];
-      throw new Error(`cannot read ${first}`);
-    }
+    await run.pool.drain();
+    if (run.errors.length > 0) throw new Error(`cannot read ${run.errors[0]}`);
     return new Map([...finishers].map(([rel, finish]) => [rel, finish()]));
   }
 
@@ -146,10 +148,15 @@ export class Hasher {
   }
 
   /** Queue a file for hashing; `onHashed` gets its digest and the stats of the bytes read. */
-  private read(abs: string, key: string, onHashed: (digest: Buffer, stats: BigUint64Array) => void): void {
+  private read(
+    run: HashRun,
+    abs: string,
+    key: string,
+    onHashed: (digest: Buffer, stats: BigUint64Array) => void,
+  ): void {
     this.stats.hashedFiles++;
-    this.pool.add(abs, (h) => {
-      if (h instanceof Error) this.errors.push(`${key}: ${h.message}`);
+    run.pool.add(abs, (h) => {
+      if (h instanceof Error) run.errors.push(`${key}: ${h.message}`);
       else {
         this.stats.hashedBytes += Number(h.stats[0]);
         onHashed(h.digest, h.stats);
@@ -158,12 +165,12 @@ export class Hasher {
   }
 
   /** A single file through the per-file stat cache. */
-  private fileJob(abs: string, key: string, st: BigIntStats): FileJob {
+  private fileJob(run: HashRun, abs: string, key: string, st: BigIntStats): FileJob {
     this.stats.statted++;
     const job: FileJob = { size: Number(st.size), hash: this.cache.lookup(key, st) };
     if (job.hash === undefined) {
       const at = BigInt(Date.now()) * 1_000_000n;
-      this.read(abs, key, (d) => {
+      this.read(run, abs, key, (d) => {
         job.hash = d.toString('hex') as ContentHash;
         this.cache.store(key, st, job.hash, at);
       });
@@ -171,7 +178,7 @@ export class Hasher {
     return job;
   }
 
-  private planGlob(rel: string): () => PathHash {
+  private planGlob(run: HashRun, rel: string): () => PathHash {
     const matches = globSync(rel, { cwd: this.root, onlyFiles: true, dot: true, expandDirectories: false }).sort(
       byPath,
     );
@@ -179,7 +186,7 @@ export class Hasher {
     for (const m of matches) {
       const abs = path.join(this.root, m);
       const st = statSync(abs, { bigint: true, throwIfNoEntry: false });
-      if (st) jobs.push([m, this.fileJob(abs, m, st)]);
+      if (st) jobs.push([m, this.fileJob(run, abs, m, st)]);
     }
     return () => {
       const entries = jobs.map(([m, j]) => [m, j.hash as ContentHash] as [string, ContentHash]);
@@ -192,7 +199,7 @@ export class Hasher {
    * A folder: walk it, stat every file, and compare with the folder's record (dir-cache.ts) index by
    * index when the listing is unchanged. Only files whose stat differs are read.
    */
-  private planDir(rel: string, abs: string): () => PathHash {
+  private planDir(run: HashRun, rel: string, abs: string): () => PathHash {
     const names = listFiles(abs);
     const joined = names.join('\n');
     const recFile = recordFile(this.root, rel);
@@ -211,7 +218,7 @@ export class Hasher {
     for (let i = 0; i < names.length; i++) {
       const fileAbs = `${abs}/${names[i]}`;
       if (cold) {
-        this.read(fileAbs, `${rel}/${names[i]}`, (d, st) => {
+        this.read(run, fileAbs, `${rel}/${names[i]}`, (d, st) => {
           d.copy(hashes, i * 32);
           stats.set(st, i * 4);
           this.stats.statted++;
@@ -241,7 +248,7 @@ export class Hasher {
         continue;
       }
       changed = true;
-      this.read(fileAbs, `${rel}/${names[i]}`, (d, fst) => {
+      this.read(run, fileAbs, `${rel}/${names[i]}`, (d, fst) => {
         d.copy(hashes, i * 32);
         stats.set(fst, i * 4);
         if (racy(i)) stats.fill(RACY_MARK, i * 4, i * 4 + 4);

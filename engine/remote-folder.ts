@@ -19,7 +19,7 @@ export class FolderRemote implements Remote {
   private check(): void {
     if (!existsSync(this.dir)) {
       throw new PipelineError({
-        reason: 'invalid-definition',
+        reason: 'remote',
         message: `remote '${this.name}' is unreachable: folder ${this.dir} does not exist (create it, or mount it)`,
       });
     }

@@ -87,6 +87,8 @@ export class S3Remote implements Remote {
     this.pageSize = opts.pageSize ?? 1000;
     const region = rc.region ?? process.env.AWS_REGION ?? 'us-east-1';
     this.where = `s3://${this.bucket}${prefix ? `/${prefix}` : ''} ${rc.endpoint ? `at ${rc.endpoint}` : `in ${region}`}`;
+    // The SDK warns on every command that it will need Node 22 from 2027; Node 20 is supported here.
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
     this.client = new S3Client({
       region,
       endpoint: rc.endpoint,
@@ -94,8 +96,9 @@ export class S3Remote implements Remote {
       // Few retries and a connect timeout: an unreachable remote should fail in seconds, not minutes.
       maxAttempts: 2,
       requestHandler: { connectionTimeout: 3000 },
-      // Newer SDKs add CRC32 checksums to every request by default; MinIO-likes and s3rver reject or
-      // mishandle them. Only checksums S3 demands are sent; AWS accepts that too.
+      // Since early 2025 the SDK adds CRC checksums to every upload and validates them on download; several
+      // S3-compatible servers (older MinIO, Ceph, GCS's XML API) reject or lack them. Send and check them
+      // only where S3 demands it; AWS is fine with that.
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
     });
@@ -165,7 +168,8 @@ export class S3Remote implements Remote {
     try {
       await upload.done();
     } catch (e) {
-      // On abort, lib-storage finishes in-flight parts and then aborts the multipart upload on its own.
+      // On abort, lib-storage lets in-flight parts finish, then aborts the multipart upload by itself. A
+      // single PUT already sent is not cancelled and may still land: complete, so that is harmless.
       if (signal?.aborted) throw signal.reason;
       throw this.explain(e, `uploading ${key}`);
     } finally {
@@ -223,7 +227,7 @@ export class S3Remote implements Remote {
 
   private fail(message: string): PipelineError {
     return new PipelineError({
-      reason: 'invalid-definition',
+      reason: 'remote',
       message: `remote '${this.name}' (${this.where}) ${message}`,
     });
   }
@@ -231,23 +235,22 @@ export class S3Remote implements Remote {
   /** Turns the failures a user can fix (endpoint, credentials, bucket) into a message saying how. */
   private explain(e: unknown, doing: string): unknown {
     const err = e as SdkError;
-    const fail = (message: string) => this.fail(message);
     // Node wraps a failed connect to a name with several addresses in an AggregateError.
-    const codes = [err.code, ...(err.errors ?? []).map((x) => x.code)];
-    if (codes.some((c) => c && NETWORK_CODES.has(c)) || err.name === 'TimeoutError') {
-      return fail(
-        `is unreachable while ${doing}: ${err.code ?? err.name ?? err.message}. ` +
+    const code = [err.code, ...(err.errors ?? []).map((x) => x.code)].find((c) => c && NETWORK_CODES.has(c));
+    if (code || err.name === 'TimeoutError') {
+      return this.fail(
+        `is unreachable while ${doing}: ${code ?? err.message}. ` +
           'Check the endpoint in .pipeline/config.yaml and your network.',
       );
     }
     if (err.name === 'NoSuchBucket') {
-      return fail(
+      return this.fail(
         `has no bucket '${this.bucket}' (${doing}). Create it, or fix the bucket in the remote's URL ` +
           '(and with a custom endpoint, check path_style).',
       );
     }
     if (err.name === 'CredentialsProviderError') {
-      return fail(
+      return this.fail(
         `has no credentials to use (${doing}): set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE ` +
           'for a profile in ~/.aws. They never go in .pipeline/config.yaml.',
       );
@@ -255,7 +258,7 @@ export class S3Remote implements Remote {
     if ((err.name && AUTH_NAMES.has(err.name)) || status(e) === 401 || status(e) === 403) {
       // HEAD responses have no body, so the SDK can only name them 'Unknown' (or 'Forbidden').
       const what = err.name && err.name !== 'Unknown' ? err.name : `HTTP ${status(e)}`;
-      return fail(
+      return this.fail(
         `rejected the credentials while ${doing}: ${what}. Check AWS_ACCESS_KEY_ID and ` +
           "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), and that they may read, write and list the bucket's keys.",
       );

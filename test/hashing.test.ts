@@ -75,6 +75,20 @@ describe('hashing', () => {
     assert.notEqual(h?.hash, after);
   });
 
+  test('two concurrent hashPaths calls, both big enough for worker threads, both finish', async () => {
+    for (let i = 0; i < 1500; i++) {
+      mkdirSync(path.join(root, 'twin', 'a'), { recursive: true });
+      mkdirSync(path.join(root, 'twin', 'b'), { recursive: true });
+      writeFileSync(path.join(root, 'twin', 'a', `${i}`), `a${i}`);
+      writeFileSync(path.join(root, 'twin', 'b', `${i}`), `b${i}`);
+    }
+    const hasher = fresh();
+    const [a, b] = await Promise.all([hasher.hashPaths(['twin/a']), hasher.hashPaths(['twin/b'])]);
+    assert.equal(a.get('twin/a')?.files, 1500);
+    assert.equal(b.get('twin/b')?.files, 1500);
+    assert.notEqual(a.get('twin/a')?.hash, b.get('twin/b')?.hash);
+  });
+
   test('a truncated folder record is a cache miss, not an error', async () => {
     const dirs = path.join(root, '.pipeline', 'dirs');
     for (const f of (await import('node:fs')).readdirSync(dirs)) writeFileSync(path.join(dirs, f), 'PLD1garbage');

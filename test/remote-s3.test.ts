@@ -1,12 +1,13 @@
 // The S3 remote against a real S3 server: s3rver, run as a child process on a loopback port. Round
-// trips (small, and multipart), paged listing, an aborted upload, and the three failures a user has to
-// fix themselves (endpoint, credentials, bucket), also through `openRemote` and the project config.
+// trips (small, and multipart), paged listing, an aborted upload, the failures a user has to fix
+// themselves (endpoint down or not S3, credentials, bucket), and `openRemote` from the project config.
 
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -61,7 +62,7 @@ async function startServer(): Promise<void> {
     process.execPath,
     [
       '--openssl-legacy-provider',
-      path.join('node_modules', 's3rver', 'bin', 's3rver.js'),
+      createRequire(import.meta.url).resolve('s3rver/bin/s3rver.js'),
       ...['-d', dataDir, '-a', '127.0.0.1', '-p', '0', '--silent'],
       ...['--allow-mismatched-signatures', '--no-vhost-buckets', '--configure-bucket', BUCKET],
     ],
@@ -223,8 +224,13 @@ describe('S3 remote (s3rver)', () => {
   });
 
   test('wrong or missing credentials are reported as such', async () => {
-    const names = ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SHARED_CREDENTIALS_FILE', 'AWS_CONFIG_FILE'];
-    names.push('AWS_EC2_METADATA_DISABLED');
+    const names = [
+      'AWS_ACCESS_KEY_ID',
+      'AWS_SECRET_ACCESS_KEY',
+      'AWS_SHARED_CREDENTIALS_FILE',
+      'AWS_CONFIG_FILE',
+      'AWS_EC2_METADATA_DISABLED',
+    ];
     const saved = new Map(names.map((n) => [n, process.env[n]]));
     process.env.AWS_ACCESS_KEY_ID = 'NOT-S3RVER';
     process.env.AWS_SECRET_ACCESS_KEY = 'wrong';

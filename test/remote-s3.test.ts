@@ -16,6 +16,7 @@ import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { PipelineError } from '../engine/failure.ts';
 import { openRemote, type RemoteConfig, writeProjectConfig } from '../engine/remote.ts';
 import { S3Remote } from '../engine/remote-s3.ts';
+import { chainProject } from './rig.ts';
 
 const BUCKET = 'pipeline-test';
 const tmp = mkdtempSync(path.join(tmpdir(), 'pipeline-s3-'));
@@ -287,5 +288,36 @@ describe('S3 remote (s3rver)', () => {
     await r.put('objects/cf/g', file('cfg.txt', 'from config'));
     assert.deepEqual(await r.has(['objects/cf/g', 'objects/cf/h']), new Set(['objects/cf/g']));
     assert.deepEqual(await collect(r.list('objects')), [{ key: 'objects/cf/g', size: 11 }]);
+  });
+
+  test('end to end through the CLI: run --push here, run --pull in a second copy restores everything', async () => {
+    const a = chainProject();
+    const b = chainProject();
+    try {
+      for (const p of [a, b]) {
+        const add = await p.cli('remote', 'add', 'team', `s3://${BUCKET}/e2e`, '--endpoint', endpoint, '--path-style');
+        assert.equal(add.exitCode, 0, add.stderr);
+      }
+      const pushed = await a.cli('run', '--push');
+      assert.equal(pushed.exitCode, 0, pushed.stdout + pushed.stderr);
+      assert.deepEqual(a.runs(), ['evaluate', 'prepare', 'train']);
+      assert.match((await a.cli('status', '--remote')).stdout, /train: 1\/1 objects local, 1\/1 on 'team': in sync/);
+
+      const pulled = await b.cli('run', '--pull');
+      assert.equal(pulled.exitCode, 0, pulled.stdout + pulled.stderr);
+      assert.match(pulled.stdout, /0 ran, 3 restored/);
+      assert.deepEqual(b.runs(), [], 'nothing recomputed');
+      assert.equal(b.read('artifacts/model.txt'), a.read('artifacts/model.txt'));
+
+      // `pull` after losing the outs and the local cache: fetched again and checked out.
+      rmSync(b.path('artifacts'), { recursive: true });
+      rmSync(b.path('.pipeline/cache'), { recursive: true });
+      const pull = await b.cli('pull');
+      assert.equal(pull.exitCode, 0, pull.stdout + pull.stderr);
+      assert.match(pull.stdout, /checkout: 3 restored/);
+    } finally {
+      a.remove();
+      b.remove();
+    }
   });
 });

@@ -52,6 +52,9 @@ export class CorruptObjectError extends Error {
   }
 }
 
+/** Below this, a copy is one read and one write. */
+const SMALL_FILE = 1 << 20;
+
 const tmpName = (p: string) => `${p}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
 
 function atomicWrite(file: string, data: string | Buffer): void {
@@ -85,11 +88,16 @@ export class Cache {
     return existsSync(this.path(key));
   }
 
-  /** Copy `src` to `dest`: a reflink where supported (decided once), else a plain copy. */
-  private clone(src: string, dest: string): void {
+  /**
+   * Copy `src` to a new file `dest` with `mode`: a reflink where the file system has them (decided
+   * once), else a copy. Small files are read and written in one go, with the mode set at creation:
+   * fewer syscalls than copyFile + chmod, which matters for folders of many small files.
+   */
+  private clone(src: string, dest: string, mode: number, size: number): void {
     if (this.reflinks !== false) {
       try {
         copyFileSync(src, dest, constants.COPYFILE_FICLONE_FORCE);
+        chmodSync(dest, mode);
         this.reflinks = true;
         this.linkKind = 'reflink';
         return;
@@ -97,8 +105,12 @@ export class Cache {
         this.reflinks = false;
       }
     }
-    copyFileSync(src, dest);
     this.linkKind = 'copy';
+    if (size <= SMALL_FILE) writeFileSync(dest, readFileSync(src), { mode, flag: 'wx' });
+    else {
+      copyFileSync(src, dest);
+      chmodSync(dest, mode);
+    }
   }
 
   /** Put a workspace file into the cache under its (already computed) hash. */
@@ -107,8 +119,7 @@ export class Cache {
     if (existsSync(dest)) return;
     mkdirSync(path.dirname(dest), { recursive: true });
     const tmp = tmpName(dest);
-    this.clone(abs, tmp);
-    chmodSync(tmp, 0o444);
+    this.clone(abs, tmp, 0o444, statSync(abs).size);
     renameSync(tmp, dest);
   }
 
@@ -210,18 +221,21 @@ export class Cache {
     try {
       if (rec.files === undefined) {
         await this.verifyAll([rec.hash]);
-        this.clone(this.path(Cache.objectKey(rec.hash)), tmp);
-        chmodSync(tmp, 0o644);
+        this.clone(this.path(Cache.objectKey(rec.hash)), tmp, 0o644, rec.size);
       } else {
         const manifest = this.readManifest(rec.hash);
         if (!manifest) throw new Error(`no manifest for ${rel} in the cache`);
         await this.verifyAll(manifest.map(([, h]) => h));
         mkdirSync(tmp);
-        for (const [name, hash, , mode] of manifest) {
+        const made = new Set<string>([tmp]);
+        for (const [name, hash, size, mode] of manifest) {
           const to = path.join(tmp, name);
-          mkdirSync(path.dirname(to), { recursive: true });
-          this.clone(this.path(Cache.objectKey(hash)), to);
-          chmodSync(to, mode || 0o644);
+          const parent = path.dirname(to);
+          if (!made.has(parent)) {
+            mkdirSync(parent, { recursive: true });
+            made.add(parent);
+          }
+          this.clone(this.path(Cache.objectKey(hash)), to, mode || 0o644, size);
         }
       }
       rmSync(dest, { recursive: true, force: true });

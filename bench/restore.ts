@@ -1,0 +1,110 @@
+// Benchmark (on demand: `npm run bench:restore`): restoring a pipeline's outputs from the local cache
+// (`checkout`) and from a folder remote (`pull`), as ratios to `cp -r` of the same outputs measured in
+// the same run (goal <= 1.2x), and the no-op `run` right after a checkout (goal: same as no-op `status`).
+// Options: --files N (20000), --size BYTES (20000), --dir PATH (/tmp/pipeline-bench-restore).
+
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { execa } from 'execa';
+import { ENGINE } from '../test/rig.ts';
+
+const { values } = parseArgs({
+  options: {
+    files: { type: 'string', default: '20000' },
+    size: { type: 'string', default: '20000' },
+    dir: { type: 'string', default: '/tmp/pipeline-bench-restore' },
+  },
+});
+const FILES = Number(values.files);
+const SIZE = Number(values.size);
+const DIR = path.resolve(values.dir as string);
+const REMOTE = `${DIR}-remote`;
+const TSX = new URL(import.meta.resolve('tsx')).pathname;
+
+const shell = (cmd: string) => execa(cmd, { shell: true, cwd: DIR });
+const cli = (...args: string[]) => execa(process.execPath, ['--import', TSX, 'pipeline.ts', ...args], { cwd: DIR });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function time(fn: () => Promise<unknown>): Promise<number> {
+  const t0 = performance.now();
+  await fn();
+  return (performance.now() - t0) / 1000;
+}
+
+/** Each try starts from a flushed disk (`sync`), so no try pays for the previous one's writeback. */
+async function median(fn: () => Promise<unknown>, before: () => Promise<unknown>, n = 3): Promise<number> {
+  const ts: number[] = [];
+  for (let i = 0; i < n; i++) {
+    await before();
+    await shell('sync');
+    ts.push(await time(fn));
+  }
+  ts.sort((a, b) => a - b);
+  return ts[Math.floor(n / 2)];
+}
+
+function setup(): void {
+  mkdirSync(DIR, { recursive: true });
+  writeFileSync(path.join(DIR, 'package.json'), '{"type":"module"}');
+  writeFileSync(
+    path.join(DIR, 'pipeline.ts'),
+    `import { definePipeline, runIfMain, stage } from ${JSON.stringify(ENGINE)};
+// One stage whose out is a big folder: a copy of the data, standing in for embeddings or images.
+const make = stage('make', { deps: ['data'], outs: ['artifacts/features'], cmd: 'mkdir -p artifacts && cp -r data artifacts/features' });
+const pipeline = definePipeline([make]);
+export default pipeline;
+await runIfMain(import.meta.url, pipeline);
+`,
+  );
+  const marker = path.join(DIR, `.data-${FILES}-${SIZE}`);
+  if (existsSync(marker)) return;
+  rmSync(path.join(DIR, 'data'), { recursive: true, force: true });
+  const buf = Buffer.alloc(SIZE);
+  for (let i = 0; i < FILES; i++) {
+    const dir = path.join(DIR, 'data', String(Math.floor(i / 1000)).padStart(3, '0'));
+    if (i % 1000 === 0) mkdirSync(dir, { recursive: true });
+    buf.fill(i % 251);
+    buf.writeUInt32LE(i, 0);
+    writeFileSync(path.join(dir, `${i}.bin`), buf);
+  }
+  writeFileSync(marker, '');
+}
+
+async function main(): Promise<void> {
+  setup();
+  for (const p of ['.pipeline', 'pipeline.lock', 'artifacts']) rmSync(path.join(DIR, p), { recursive: true, force: true });
+  rmSync(REMOTE, { recursive: true, force: true });
+  mkdirSync(REMOTE);
+  await cli('remote', 'add', 'bench', REMOTE);
+  await cli('run');
+  await cli('push');
+  await sleep(2100); // objects out of the racy window, as they would be in real use
+  const note = (k: string, v: string) => console.log(`${k.padEnd(44)} ${v}`);
+  note('outs', `${FILES} files x ${SIZE} B = ${((FILES * SIZE) / 1e6).toFixed(0)} MB (page cache warm)`);
+
+  const cp = await median(
+    () => shell('cp -r artifacts/features /tmp/pipeline-bench-cp'),
+    () => shell('rm -rf /tmp/pipeline-bench-cp'),
+  );
+  note('baseline: cp -r', `${cp.toFixed(3)} s`);
+
+  // First checkout verifies every object once; later ones trust the verified stats.
+  await shell('rm -rf artifacts && sync');
+  const firstCheckout = await time(() => cli('checkout'));
+  note('checkout (first: verifies every object)', `${firstCheckout.toFixed(3)} s  ${(firstCheckout / cp).toFixed(2)}x cp -r`);
+  const checkout = await median(() => cli('checkout'), () => shell('rm -rf artifacts'));
+  note('checkout from the local cache', `${checkout.toFixed(3)} s  ${(checkout / cp).toFixed(2)}x cp -r (goal <= 1.2x)`);
+
+  const pull = await median(() => cli('pull'), () => shell('rm -rf artifacts .pipeline/cache'));
+  note('pull from a folder remote (fetch + verify + checkout)', `${pull.toFixed(3)} s  ${(pull / cp).toFixed(2)}x cp -r (goal <= 1.2x)`);
+
+  await shell('rm -rf artifacts');
+  await cli('checkout');
+  const runAfter = await time(() => cli('run'));
+  const status = await median(() => cli('status'), async () => undefined);
+  note('no-op run right after checkout', `${runAfter.toFixed(3)} s`);
+  note('no-op status', `${status.toFixed(3)} s  (run after checkout: ${(runAfter / status).toFixed(2)}x; goal 1x)`);
+}
+
+await main();

@@ -73,7 +73,8 @@ await runIfMain(import.meta.url, pipeline);
 
 async function main(): Promise<void> {
   setup();
-  for (const p of ['.pipeline', 'pipeline.lock', 'artifacts']) rmSync(path.join(DIR, p), { recursive: true, force: true });
+  for (const p of ['.pipeline', 'pipeline.lock', 'artifacts'])
+    rmSync(path.join(DIR, p), { recursive: true, force: true });
   rmSync(REMOTE, { recursive: true, force: true });
   mkdirSync(REMOTE);
   await cli('remote', 'add', 'bench', REMOTE);
@@ -92,17 +93,35 @@ async function main(): Promise<void> {
   // First checkout verifies every object once; later ones trust the verified stats.
   await shell('rm -rf artifacts && sync');
   const firstCheckout = await time(() => cli('checkout'));
-  note('checkout (first: verifies every object)', `${firstCheckout.toFixed(3)} s  ${(firstCheckout / cp).toFixed(2)}x cp -r`);
-  const checkout = await median(() => cli('checkout'), () => shell('rm -rf artifacts'));
-  note('checkout from the local cache', `${checkout.toFixed(3)} s  ${(checkout / cp).toFixed(2)}x cp -r (goal <= 1.2x)`);
+  note(
+    'checkout (first: verifies every object)',
+    `${firstCheckout.toFixed(3)} s  ${(firstCheckout / cp).toFixed(2)}x cp -r`,
+  );
+  const checkout = await median(
+    () => cli('checkout'),
+    () => shell('rm -rf artifacts'),
+  );
+  note(
+    'checkout from the local cache',
+    `${checkout.toFixed(3)} s  ${(checkout / cp).toFixed(2)}x cp -r (goal <= 1.2x)`,
+  );
 
-  const pull = await median(() => cli('pull'), () => shell('rm -rf artifacts .pipeline/cache'));
-  note('pull from a folder remote (fetch + verify + checkout)', `${pull.toFixed(3)} s  ${(pull / cp).toFixed(2)}x cp -r (goal <= 1.2x)`);
+  const pull = await median(
+    () => cli('pull'),
+    () => shell('rm -rf artifacts .pipeline/cache'),
+  );
+  note(
+    'pull from a folder remote (fetch + verify + checkout)',
+    `${pull.toFixed(3)} s  ${(pull / cp).toFixed(2)}x cp -r (goal <= 1.2x)`,
+  );
 
   await shell('rm -rf artifacts');
   await cli('checkout');
   const runAfter = await time(() => cli('run'));
-  const status = await median(() => cli('status'), async () => undefined);
+  const status = await median(
+    () => cli('status'),
+    async () => undefined,
+  );
   note('no-op run right after checkout', `${runAfter.toFixed(3)} s`);
   note('no-op status', `${status.toFixed(3)} s  (run after checkout: ${(runAfter / status).toFixed(2)}x; goal 1x)`);
 }

@@ -253,4 +253,22 @@ describe('folder remote', () => {
     assertObjectsIntact(remoteDir);
     assert.ok(statSync(remoteDir).isDirectory());
   });
+
+  test('gc --all-commits keeps what an older committed lock needs', async () => {
+    const oldModel = p.read('artifacts/model.txt');
+    const oldHash = /artifacts\/model\.txt:\n\s+hash: ([0-9a-f]{64})/.exec(p.read('pipeline.lock'))?.[1] as string;
+    const object = `.pipeline/cache/objects/${oldHash.slice(0, 2)}/${oldHash.slice(2)}`;
+    p.write('configs/default.yaml', p.read('configs/default.yaml').replace('lr: 0.001', 'lr: 0.07'));
+    await p.cli('run');
+    p.runs();
+    await git(p.dir, 'add', '-A');
+    await git(p.dir, 'commit', '-qm', 'lr 0.07');
+    assert.ok(p.exists(object));
+    const kept = await p.cli('gc', '--all-commits', '--keep-runs', '0');
+    assert.equal(kept.exitCode, 0, kept.stderr);
+    assert.ok(p.exists(object), 'the previous commit still needs it');
+    await p.cli('gc', '--keep-runs', '0');
+    assert.ok(!p.exists(object), 'without --all-commits only the current lock counts');
+    assert.notEqual(p.read('artifacts/model.txt'), oldModel);
+  });
 });

@@ -32,16 +32,11 @@ async function time(fn: () => Promise<unknown>): Promise<number> {
   return (performance.now() - t0) / 1000;
 }
 
-/** Each try starts from a flushed disk (`sync`), so no try pays for the previous one's writeback. */
-async function median(fn: () => Promise<unknown>, before: () => Promise<unknown>, n = 3): Promise<number> {
-  const ts: number[] = [];
-  for (let i = 0; i < n; i++) {
-    await before();
-    await shell('sync');
-    ts.push(await time(fn));
-  }
-  ts.sort((a, b) => a - b);
-  return ts[Math.floor(n / 2)];
+/** One timing that starts from a flushed disk (`sync`), so it does not pay for earlier writeback. */
+async function paired(fn: () => Promise<unknown>, before: () => Promise<unknown>): Promise<number> {
+  await before();
+  await shell('sync');
+  return time(fn);
 }
 
 function setup(): void {
@@ -84,46 +79,55 @@ async function main(): Promise<void> {
   const note = (k: string, v: string) => console.log(`${k.padEnd(44)} ${v}`);
   note('outs', `${FILES} files x ${SIZE} B = ${((FILES * SIZE) / 1e6).toFixed(0)} MB (page cache warm)`);
 
-  const cp = await median(
-    () => shell('cp -r artifacts/features /tmp/pipeline-bench-cp'),
-    () => shell('rm -rf /tmp/pipeline-bench-cp'),
-  );
-  note('baseline: cp -r', `${cp.toFixed(3)} s`);
+  // This disk's speed drifts by 4x within minutes, so each contender is timed right after a `cp -r`
+  // in the same round, and the ratio is the median of the per-round ratios.
+  const cpOnce = () =>
+    paired(
+      () => shell('cp -r artifacts/features /tmp/pipeline-bench-cp'),
+      () => shell('rm -rf /tmp/pipeline-bench-cp'),
+    );
+  const rounds = async (label: string, fn: () => Promise<unknown>, reset: () => Promise<unknown>) => {
+    const ratios: number[] = [];
+    const times: number[] = [];
+    const cps: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const cp = await cpOnce();
+      const t = await paired(fn, reset);
+      cps.push(cp);
+      times.push(t);
+      ratios.push(t / cp);
+    }
+    const mid = (xs: number[]) => [...xs].sort((a, b) => a - b)[1];
+    note(
+      label,
+      `${mid(times).toFixed(3)} s vs cp -r ${mid(cps).toFixed(3)} s: ${mid(ratios).toFixed(2)}x (goal <= 1.2x; rounds ${ratios.map((r) => r.toFixed(2)).join(', ')})`,
+    );
+  };
 
   // First checkout verifies every object once; later ones trust the verified stats.
   await shell('rm -rf artifacts && sync');
   const firstCheckout = await time(() => cli('checkout'));
-  note(
-    'checkout (first: verifies every object)',
-    `${firstCheckout.toFixed(3)} s  ${(firstCheckout / cp).toFixed(2)}x cp -r`,
-  );
-  const checkout = await median(
+  note('checkout (first: verifies every object)', `${firstCheckout.toFixed(3)} s`);
+  await rounds(
+    'checkout from the local cache',
     () => cli('checkout'),
     () => shell('rm -rf artifacts'),
   );
-  note(
-    'checkout from the local cache',
-    `${checkout.toFixed(3)} s  ${(checkout / cp).toFixed(2)}x cp -r (goal <= 1.2x)`,
-  );
-
-  const pull = await median(
+  await rounds(
+    'pull from a folder remote (fetch+verify+checkout)',
     () => cli('pull'),
     () => shell('rm -rf artifacts .pipeline/cache'),
-  );
-  note(
-    'pull from a folder remote (fetch + verify + checkout)',
-    `${pull.toFixed(3)} s  ${(pull / cp).toFixed(2)}x cp -r (goal <= 1.2x)`,
   );
 
   await shell('rm -rf artifacts');
   await cli('checkout');
   const runAfter = await time(() => cli('run'));
-  const status = await median(
+  const status = await paired(
     () => cli('status'),
     async () => undefined,
   );
   note('no-op run right after checkout', `${runAfter.toFixed(3)} s`);
-  note('no-op status', `${status.toFixed(3)} s  (run after checkout: ${(runAfter / status).toFixed(2)}x; goal 1x)`);
+  note('no-op status', `${status.toFixed(3)} s (run after checkout: ${(runAfter / status).toFixed(2)}x; goal 1x)`);
 }
 
 await main();

@@ -1,0 +1,182 @@
+// The downloader shared by the download stage's metadata, images and labels: one file at a time here,
+// many at once in fetch-many.ts.
+//
+//   dest.part  <- bytes so far (a rerun resumes it with an HTTP Range request)
+//   verify size + md5 of the whole file, then rename dest.part -> dest
+//
+// Retries with backoff on connection errors, 5xx and 429 (honouring Retry-After); fails at once, with the
+// file and what to do named, on 403 / 404, on an HTML page where a file was expected (Google Drive's quota
+// and virus-scan pages), and on a checksum that stays wrong after the retries.
+
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { createReadStream, createWriteStream, existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+
+export interface FetchOptions {
+  /** Expected size in bytes and md5 (hex), when the source publishes them (FFHQ's metadata does). */
+  size?: number;
+  md5?: string;
+  /** Attempts in all, for errors worth retrying. */
+  attempts?: number;
+  /** First backoff in ms; doubles each retry. */
+  backoffMs?: number;
+  signal?: AbortSignal;
+  /** Bytes received so far for this file (resumed bytes included), for progress bars. */
+  onBytes?: (delta: number) => void;
+  /** An HTML page is a legitimate answer (a page being downloaded on purpose). */
+  allowHtml?: boolean;
+}
+
+export interface FetchResult {
+  bytes: number;
+  /** Bytes that came over the network this time (less than `bytes` when a partial file was resumed). */
+  transferred: number;
+  md5: string;
+  resumed: boolean;
+}
+
+/** A failure worth no retry: the message says what happened and what to do. */
+export class DownloadError extends Error {
+  constructor(
+    message: string,
+    readonly url: string,
+    readonly retryable = false,
+  ) {
+    super(message);
+    this.name = 'DownloadError';
+  }
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve, reject) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(t);
+        reject(signal.reason);
+      },
+      { once: true },
+    );
+  });
+
+async function md5Of(file: string): Promise<string> {
+  const h = createHash('md5');
+  await pipeline(createReadStream(file), h);
+  return h.digest('hex');
+}
+
+const looksLikeHtml = (head: Buffer) => /^\s*(<!doctype html|<html)/i.test(head.subarray(0, 256).toString('latin1'));
+
+/** One attempt: resume `part` from its current length; returns the bytes transferred. */
+async function attempt(
+  url: string,
+  part: string,
+  opts: FetchOptions,
+): Promise<{ transferred: number; resumed: boolean }> {
+  const have = existsSync(part) ? statSync(part).size : 0;
+  const res = await fetch(url, {
+    headers: have > 0 ? { Range: `bytes=${have}-` } : {},
+    signal: opts.signal,
+    redirect: 'follow',
+  });
+  if (res.status === 416 && have > 0) {
+    // The part is already whole (or longer than the file): let verification decide.
+    await res.body?.cancel();
+    return { transferred: 0, resumed: true };
+  }
+  if (res.status === 404) throw new DownloadError(`${url}: not found (HTTP 404); check data.mirror / the URL`, url);
+  if (res.status === 401 || res.status === 403) {
+    throw new DownloadError(
+      `${url}: access denied (HTTP ${res.status}); Google Drive answers this way when the file's download quota is used up: try again in 24 h or set data.mirror`,
+      url,
+    );
+  }
+  if (res.status === 429 || res.status >= 500) {
+    const wait = Number(res.headers.get('retry-after'));
+    await res.body?.cancel();
+    const err = new DownloadError(`${url}: HTTP ${res.status}`, url, true);
+    (err as DownloadError & { retryAfterMs?: number }).retryAfterMs =
+      Number.isFinite(wait) && wait > 0 ? wait * 1000 : undefined;
+    throw err;
+  }
+  if (!res.ok || !res.body) throw new DownloadError(`${url}: HTTP ${res.status}`, url, res.status >= 500);
+  const resumed = res.status === 206;
+  const type = res.headers.get('content-type') ?? '';
+  const body = Readable.fromWeb(res.body as never);
+  let transferred = 0;
+  let first = true;
+  body.on('data', (chunk: Buffer) => {
+    if (first && !resumed && !opts.allowHtml && (type.includes('text/html') || looksLikeHtml(chunk))) {
+      body.destroy(
+        new DownloadError(
+          `${url}: got an HTML page instead of the file (Google Drive's quota or virus-scan page, or a login page); set data.mirror to a mirror that serves the files directly`,
+          url,
+        ),
+      );
+      return;
+    }
+    first = false;
+    transferred += chunk.length;
+    opts.onBytes?.(chunk.length);
+  });
+  // 200 to a Range request: the server ignores ranges, so start the part over.
+  const out = createWriteStream(part, { flags: resumed ? 'a' : 'w' });
+  try {
+    await pipeline(body, out);
+  } catch (e) {
+    // Settle the part file before reporting: a rerun (or the caller) reads its length next.
+    if (!out.closed) await once(out, 'close');
+    throw e;
+  }
+  return { transferred, resumed };
+}
+
+/** Download `url` to `dest`, resuming, retrying and verifying; `dest` appears only when verified. */
+export async function fetchFile(url: string, dest: string, opts: FetchOptions = {}): Promise<FetchResult> {
+  const attempts = opts.attempts ?? 4;
+  const part = `${dest}.part`;
+  mkdirSync(path.dirname(dest), { recursive: true });
+  let transferred = 0;
+  let resumed = false;
+  let lastError: unknown;
+  for (let i = 0; i < attempts; i++) {
+    if (i > 0) {
+      const retryAfter = (lastError as { retryAfterMs?: number })?.retryAfterMs;
+      await sleep(retryAfter ?? (opts.backoffMs ?? 200) * 2 ** (i - 1), opts.signal);
+    }
+    try {
+      const r = await attempt(url, part, opts);
+      transferred += r.transferred;
+      resumed ||= r.resumed;
+    } catch (e) {
+      if (opts.signal?.aborted) throw e; // keep the part: the next run resumes it
+      if (e instanceof DownloadError && !e.retryable) {
+        rmSync(part, { force: true });
+        throw e;
+      }
+      lastError = e;
+      continue; // connection reset, 5xx, 429: resume on the next attempt
+    }
+    const bytes = statSync(part).size;
+    const md5 = opts.md5 || opts.size !== undefined ? await md5Of(part) : '';
+    if ((opts.size !== undefined && bytes !== opts.size) || (opts.md5 && md5 !== opts.md5)) {
+      lastError = new DownloadError(
+        `${url}: ${opts.size !== undefined && bytes !== opts.size ? `${bytes} bytes, expected ${opts.size}` : `md5 ${md5}, expected ${opts.md5}`}`,
+        url,
+        true,
+      );
+      rmSync(part, { force: true }); // a wrong file cannot be resumed into a right one
+      continue;
+    }
+    renameSync(part, dest);
+    return { bytes, transferred, md5: md5 || (await md5Of(dest)), resumed };
+  }
+  throw new DownloadError(
+    `${path.basename(dest)} failed after ${attempts} attempts: ${(lastError as Error)?.message ?? lastError}`,
+    url,
+  );
+}

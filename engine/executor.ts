@@ -6,6 +6,8 @@
 //                                  \--stale--> backup outs -> spawn -> hash outs -> lock entry -> done
 //                                                                \--fail/abort--> restore outs -> failed
 
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
 import { Cache } from './cache.ts';
 import { interpolate, nestParams } from './config.ts';
 import type { Event, Logger, StageOutcome, StageSummary } from './events.ts';
@@ -113,7 +115,7 @@ async function pushStage(ws: Workspace, stage: string, opts: RunOptions): Promis
 function recoverCrashedRuns(ws: Workspace, emit: Logger): void {
   for (const name of pendingBackups(ws.root)) {
     const node = ws.graph.byName.get(name as never);
-    const restored = restoreOuts(ws.root, name, node ? node.outs.map((o) => o.path) : []);
+    const restored = restoreOuts(ws.root, name, node ? node.outs.filter((o) => !o.persist).map((o) => o.path) : []);
     emit({ type: 'recovered', stage: name, paths: restored });
   }
 }
@@ -178,7 +180,10 @@ export async function runPipeline(ws: Workspace, opts: RunOptions): Promise<RunR
       }
     }
     emit({ type: 'stage-start', stage: s.name, reasons });
-    backupOuts(ws.root, s.name, outPaths);
+    // Persisted outs stay where they are: the stage continues from them, and keeps them if it fails.
+    const replaced = s.outs.filter((o) => !o.persist).map((o) => o.path);
+    backupOuts(ws.root, s.name, replaced);
+    for (const p of outPaths) mkdirSync(path.dirname(path.join(ws.root, p)), { recursive: true });
     let failure: Failure | undefined = await spawnStage({
       name: s.name,
       root: ws.root,
@@ -206,7 +211,7 @@ export async function runPipeline(ws: Workspace, opts: RunOptions): Promise<RunR
     }
     const seconds = (performance.now() - t0) / 1000;
     if (failure || !outHashes) {
-      restoreOuts(ws.root, s.name, outPaths);
+      restoreOuts(ws.root, s.name, replaced);
       fp.invalidate(outPaths);
       emit({ type: 'stage-failure', stage: s.name, seconds, failure: failure as Failure });
       finish(s, 'failed', seconds, reasons);

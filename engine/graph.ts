@@ -13,6 +13,7 @@ import type { OutRole, Pipeline, Stage, StageName } from './types.ts';
 export interface GraphOut {
   path: string;
   role: OutRole;
+  persist: boolean;
 }
 
 export interface GraphStage {
@@ -55,8 +56,8 @@ export function buildGraph(root: string, pipeline: Pipeline): Graph {
     deps: (stage.deps ?? []).map((d) => normalizePath(root, d)),
     outs: (stage.outs ?? []).map((o) =>
       typeof o === 'string'
-        ? { path: normalizePath(root, o), role: 'out' as OutRole }
-        : { path: normalizePath(root, o.path), role: o.role ?? 'out' },
+        ? { path: normalizePath(root, o), role: 'out' as OutRole, persist: false }
+        : { path: normalizePath(root, o.path), role: o.role ?? 'out', persist: Boolean(o.persist) },
     ),
     upstream: [],
     downstream: [],

@@ -14,6 +14,11 @@ export type OutRole = 'out' | 'metrics' | 'plots';
 export interface OutSpec {
   path: string;
   role?: OutRole;
+  /**
+   * Left in place while the stage runs (not moved aside first), and kept as it is if the stage fails:
+   * for stages that update their out incrementally (a download that must not start over).
+   */
+  persist?: boolean;
 }
 
 /** Progress a stage reports: `done` of `total` units (images, epochs, bytes). */

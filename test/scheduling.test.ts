@@ -1,6 +1,7 @@
 // Parallel stages, --keep-going, failures that record nothing, shell stages, and one run at a time.
 
 import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
 import { ENGINE, Project } from './rig.ts';
 
@@ -172,5 +173,35 @@ await runIfMain(import.meta.url, pipeline);
     assert.match(second.stdout, /0 ran, 1 fresh/, 'the waiting run found the stage already done');
     assert.equal((await first).exitCode, 0);
     assert.deepEqual(p.runs(), ['slow']);
+  });
+
+  test('a persisted out is left in place while its stage runs, and kept when it fails', async () => {
+    const p = Project.create({
+      'data/in.txt': 'x',
+      'configs/default.yaml': 'fail: false\n',
+      'pipeline.ts': `import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { definePipeline, runIfMain, stage } from ${JSON.stringify(ENGINE)};
+// Adds one file per run to its folder, as a download adds new images.
+const grow = stage('grow', {
+  deps: ['data/in.txt'], params: ['fail'], outs: [{ path: 'out/items', persist: true }],
+  run(ctx) {
+    mkdirSync(ctx.outs[0], { recursive: true });
+    const n = readdirSync(ctx.outs[0]).length;
+    writeFileSync(ctx.outs[0] + '/' + n, String(n));
+    if (ctx.params.fail) throw new Error('network went away');
+  },
+});
+const pipeline = definePipeline([grow]);
+export default pipeline;
+await runIfMain(import.meta.url, pipeline);
+`,
+    });
+    projects.push(p);
+    assert.equal((await p.cli('run')).exitCode, 0);
+    const failed = await p.cli('run', '--set', 'fail=true');
+    assert.equal(failed.exitCode, 1);
+    assert.deepEqual(readdirSync(p.path('out/items')).sort(), ['0', '1'], 'the partial progress is kept');
+    assert.equal((await p.cli('run', '--set', 'fail=false', '--force')).exitCode, 0);
+    assert.deepEqual(readdirSync(p.path('out/items')).sort(), ['0', '1', '2'], 'and continued from');
   });
 });

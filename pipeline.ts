@@ -1,12 +1,15 @@
 // The project's pipeline: which stages exist and how they connect. `npx tsx pipeline.ts run` brings
 // everything up to date; `npx tsx pipeline.ts status` says what is stale and why.
 //
-// The ML stages (download -> embed -> split -> train -> evaluate -> report) land with their issues;
-// each lives in stages/<verb-noun>.ts and is listed here.
+//   download -> (embed -> split -> train -> evaluate -> report: arriving with their issues)
+//
+// Each stage lives in stages/<verb-noun>.ts. Heavy libraries are imported inside a stage's run(), so
+// that `status` never pays for them.
 
 import { definePipeline, runIfMain } from './engine/index.ts';
+import download from './stages/download-faces.ts';
 
-const pipeline = definePipeline([]);
+const pipeline = definePipeline([download]);
 export default pipeline;
 
 await runIfMain(import.meta.url, pipeline);

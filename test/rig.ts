@@ -1,7 +1,7 @@
 // The test rig: a real temp project on disk, the real CLI in a child process, and a counting stage
 // that proves what ran (each TS stage made by `countingStage` appends its name to runs.log).
 
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +19,15 @@ export interface CliResult {
 
 export class Project {
   constructor(readonly dir: string) {}
+
+  /** A copy of this repository's pipeline (pipeline.ts, stages/, configs/), sharing its engine and packages. */
+  static repoCopy(): Project {
+    const dir = mkdtempSync(path.join(tmpdir(), 'pipeline-repo-'));
+    for (const f of ['pipeline.ts', 'package.json', 'stages', 'configs'])
+      cpSync(path.join(REPO, f), path.join(dir, f), { recursive: true });
+    for (const f of ['engine', 'node_modules']) symlinkSync(path.join(REPO, f), path.join(dir, f));
+    return new Project(dir);
+  }
 
   static create(files: Record<string, string>): Project {
     const dir = mkdtempSync(path.join(tmpdir(), 'pipeline-test-'));

@@ -1,0 +1,78 @@
+// Many downloads at once (`data.jobs`), with one progress line (files, bytes, rate). A file already at
+// its destination was verified before it got there (fetch-file renames only verified files), so it is
+// skipped: raising `data.limit` fetches only the new ones. Failures are collected, not fatal one by
+// one: the run ends with every file that could be fetched on disk and the list of those that could not.
+
+import { existsSync, statSync } from 'node:fs';
+import pLimit from 'p-limit';
+import { fetchFile } from './fetch-file.ts';
+
+export interface FetchItem {
+  url: string;
+  dest: string;
+  size?: number;
+  md5?: string;
+}
+
+export interface FetchManyProgress {
+  done: number;
+  total: number;
+  bytes: number;
+  bytesPerSecond: number;
+}
+
+export interface FetchManyResult {
+  fetched: number;
+  skipped: number;
+  bytes: number;
+}
+
+export async function fetchMany(
+  items: FetchItem[],
+  opts: { jobs: number; signal?: AbortSignal; onProgress?: (p: FetchManyProgress) => void },
+): Promise<FetchManyResult> {
+  const todo = items.filter((i) => !(existsSync(i.dest) && (i.size === undefined || statSync(i.dest).size === i.size)));
+  const result: FetchManyResult = { fetched: 0, skipped: items.length - todo.length, bytes: 0 };
+  const failures: string[] = [];
+  const started = performance.now();
+  let done = result.skipped;
+  const report = () =>
+    opts.onProgress?.({
+      done,
+      total: items.length,
+      bytes: result.bytes,
+      bytesPerSecond: result.bytes / Math.max(1e-3, (performance.now() - started) / 1000),
+    });
+  report();
+  const limit = pLimit(Math.max(1, opts.jobs));
+  await Promise.all(
+    todo.map((item) =>
+      limit(async () => {
+        if (opts.signal?.aborted) return;
+        try {
+          await fetchFile(item.url, item.dest, {
+            size: item.size,
+            md5: item.md5,
+            signal: opts.signal,
+            onBytes: (n) => {
+              result.bytes += n;
+            },
+          });
+          result.fetched++;
+        } catch (e) {
+          if (opts.signal?.aborted) return;
+          failures.push((e as Error).message);
+        }
+        done++;
+        report();
+      }),
+    ),
+  );
+  opts.signal?.throwIfAborted();
+  if (failures.length > 0) {
+    throw new Error(
+      `${failures.length} of ${items.length} files could not be downloaded (the others are kept; rerun to resume):\n  ${failures.slice(0, 5).join('\n  ')}`,
+    );
+  }
+  return result;
+}

@@ -15,7 +15,8 @@ const file = (n: number, size: number) => {
   for (let i = 0; i < size; i++) b[i] = (i * 31 + n) % 251;
   return b;
 };
-const PNG = file(1, 64 * 1024);
+const PNG = file(1, 1024 * 1024); // above the in-memory threshold: streamed, so resumable
+const SMALL_PNG = file(3, 20 * 1024);
 const BIG = file(2, 4 * 1024 * 1024);
 
 /** What the server saw, per path: the Range headers of each request and the bytes it sent. */
@@ -50,6 +51,7 @@ function handler(req: IncomingMessage, res: ServerResponse) {
   log.ranges.push(req.headers.range);
   seen.set(url, log);
   if (url === '/ok.png') return serve(res, req, PNG);
+  if (url === '/small.png') return serve(res, req, SMALL_PNG);
   if (url === '/reset.png') {
     if (n === 1) {
       // Promise the whole file, send a third of it, then drop the connection.
@@ -115,6 +117,12 @@ describe('fetchFile against a loopback server with injected faults', () => {
     server.closeAllConnections();
     await new Promise((r) => server.close(r));
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a small file is fetched in one piece and verified', async () => {
+    const r = await fetchFile(`${base}/small.png`, dest('small.png'), { size: SMALL_PNG.length, md5: md5(SMALL_PNG), ...quick });
+    assert.equal(r.md5, md5(SMALL_PNG));
+    assert.deepEqual(readFileSync(dest('small.png')), SMALL_PNG);
   });
 
   test('a plain download is verified (size + md5) and appears only whole', async () => {

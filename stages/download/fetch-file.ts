@@ -10,7 +10,7 @@
 
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
-import { createReadStream, createWriteStream, existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -69,6 +69,12 @@ async function md5Of(file: string): Promise<string> {
   return h.digest('hex');
 }
 
+/**
+ * Files up to this size are fetched into memory and written once (restarted, not resumed, if the
+ * connection drops: cheap at this size); bigger ones stream into the part file and resume.
+ */
+const SMALL = 256 * 1024;
+
 const looksLikeHtml = (head: Buffer) => /^\s*(<!doctype html|<html)/i.test(head.subarray(0, 256).toString('latin1'));
 
 /** One attempt: resume `part` from its current length; returns the bytes transferred. */
@@ -76,7 +82,7 @@ async function attempt(
   url: string,
   part: string,
   opts: FetchOptions,
-): Promise<{ transferred: number; resumed: boolean }> {
+): Promise<{ transferred: number; resumed: boolean; md5?: string }> {
   const have = existsSync(part) ? statSync(part).size : 0;
   const res = await fetch(url, {
     headers: have > 0 ? { Range: `bytes=${have}-` } : {},
@@ -106,20 +112,37 @@ async function attempt(
   if (!res.ok || !res.body) throw new DownloadError(`${url}: HTTP ${res.status}`, url, res.status >= 500);
   const resumed = res.status === 206;
   const type = res.headers.get('content-type') ?? '';
+  const notHtml = (head: Buffer) => {
+    if (!resumed && !opts.allowHtml && (type.includes('text/html') || looksLikeHtml(head))) {
+      throw new DownloadError(
+        `${url}: got an HTML page instead of the file (Google Drive's quota or virus-scan page, or a login page); set data.mirror to a mirror that serves the files directly`,
+        url,
+      );
+    }
+  };
+  const length = Number(res.headers.get('content-length'));
+  if (!resumed && length > 0 && length <= SMALL) {
+    // A small file (a thumbnail, a label file): one buffer and one write beat a stream per file, and
+    // its md5 comes for free.
+    const data = Buffer.from(await res.arrayBuffer());
+    notHtml(data);
+    writeFileSync(part, data);
+    opts.onBytes?.(data.length);
+    return { transferred: data.length, resumed, md5: createHash('md5').update(data).digest('hex') };
+  }
   const body = Readable.fromWeb(res.body as never);
   let transferred = 0;
   let first = true;
   body.on('data', (chunk: Buffer) => {
-    if (first && !resumed && !opts.allowHtml && (type.includes('text/html') || looksLikeHtml(chunk))) {
-      body.destroy(
-        new DownloadError(
-          `${url}: got an HTML page instead of the file (Google Drive's quota or virus-scan page, or a login page); set data.mirror to a mirror that serves the files directly`,
-          url,
-        ),
-      );
-      return;
+    if (first) {
+      first = false;
+      try {
+        notHtml(chunk);
+      } catch (e) {
+        body.destroy(e as Error);
+        return;
+      }
     }
-    first = false;
     transferred += chunk.length;
     opts.onBytes?.(chunk.length);
   });
@@ -148,10 +171,12 @@ export async function fetchFile(url: string, dest: string, opts: FetchOptions = 
       const retryAfter = (lastError as { retryAfterMs?: number })?.retryAfterMs;
       await sleep(retryAfter ?? (opts.backoffMs ?? 200) * 2 ** (i - 1), opts.signal);
     }
+    let known: string | undefined;
     try {
       const r = await attempt(url, part, opts);
       transferred += r.transferred;
       resumed ||= r.resumed;
+      known = r.md5;
     } catch (e) {
       if (opts.signal?.aborted) throw e; // keep the part: the next run resumes it
       if (e instanceof DownloadError && !e.retryable) {
@@ -162,7 +187,7 @@ export async function fetchFile(url: string, dest: string, opts: FetchOptions = 
       continue; // connection reset, 5xx, 429: resume on the next attempt
     }
     const bytes = statSync(part).size;
-    const md5 = opts.md5 || opts.size !== undefined ? await md5Of(part) : '';
+    const md5 = known ?? (await md5Of(part));
     if ((opts.size !== undefined && bytes !== opts.size) || (opts.md5 && md5 !== opts.md5)) {
       lastError = new DownloadError(
         `${url}: ${opts.size !== undefined && bytes !== opts.size ? `${bytes} bytes, expected ${opts.size}` : `md5 ${md5}, expected ${opts.md5}`}`,
@@ -173,7 +198,7 @@ export async function fetchFile(url: string, dest: string, opts: FetchOptions = 
       continue;
     }
     renameSync(part, dest);
-    return { bytes, transferred, md5: md5 || (await md5Of(dest)), resumed };
+    return { bytes, transferred, md5, resumed };
   }
   throw new DownloadError(
     `${path.basename(dest)} failed after ${attempts} attempts: ${(lastError as Error)?.message ?? lastError}`,

@@ -1,0 +1,98 @@
+// Benchmark (on demand: `npm run bench:download`): downloading many small files from a loopback HTTP
+// server, as a ratio to curl fetching the same files with the same concurrency (`xargs -P`), goal
+// >= 0.9; and a download killed at 50% then resumed, goal: <= 55% of the bytes fetched again.
+// Options: --files N (5000), --size BYTES (20000), --jobs J (8).
+
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { execa } from 'execa';
+import { fetchFile } from '../stages/download/fetch-file.ts';
+import { fetchMany } from '../stages/download/fetch-many.ts';
+
+const { values } = parseArgs({
+  options: {
+    files: { type: 'string', default: '5000' },
+    size: { type: 'string', default: '20000' },
+    jobs: { type: 'string', default: '8' },
+  },
+});
+const FILES = Number(values.files);
+const SIZE = Number(values.size);
+const JOBS = Number(values.jobs);
+
+const bodies = Array.from({ length: FILES }, (_, i) => Buffer.alloc(SIZE, i % 251));
+const BIG = 64 * 1024 * 1024;
+
+// The server runs in its own process, so the client measured here does not share a core with it
+// (curl does not either).
+const serverCode = `
+const http = require('node:http');
+const SIZE = ${SIZE}, FILES = ${FILES}, BIG = Buffer.alloc(${BIG}, 7);
+let served = 0;
+http.createServer((req, res) => {
+  if (req.url === '/served') return res.end(String(served));
+  if (req.url === '/reset-count') { served = 0; return res.end('0'); }
+  if (req.url === '/big.bin') {
+    const m = /bytes=(\\d+)-/.exec(req.headers.range || '');
+    const from = m ? Number(m[1]) : 0;
+    res.writeHead(from ? 206 : 200, { 'content-length': BIG.length - from });
+    served += BIG.length - from;
+    return res.end(BIG.subarray(from));
+  }
+  const i = Number(req.url.slice(1).split('.')[0]);
+  if (!(i >= 0 && i < FILES)) { res.writeHead(404); return res.end(); }
+  res.writeHead(200, { 'content-length': SIZE, 'content-type': 'image/png' });
+  res.end(Buffer.alloc(SIZE, i % 251));
+}).listen(0, '127.0.0.1', function () { console.log(this.address().port); });
+`;
+const server = execa(process.execPath, ['-e', serverCode], { reject: false });
+const port = await new Promise<number>((resolve) => server.stdout?.once('data', (d: Buffer) => resolve(Number(String(d).trim()))));
+const base = `http://127.0.0.1:${port}`;
+const served = async () => Number(await (await fetch(`${base}/served`)).text());
+const work = mkdtempSync(path.join(tmpdir(), 'pipeline-bench-dl-'));
+const note = (k: string, v: string) => console.log(`${k.padEnd(40)} ${v}`);
+
+try {
+  note('files', `${FILES} x ${SIZE} B over loopback, ${JOBS} at once`);
+  // curl: the same URLs, the same concurrency.
+  const list = path.join(work, 'urls.txt');
+  const curlDir = path.join(work, 'curl');
+  mkdirSync(curlDir);
+  writeFileSync(list, bodies.map((_, i) => `${base}/${i}.png`).join('\n'));
+  let t0 = performance.now();
+  await execa('sh', ['-c', `xargs -P ${JOBS} -n 50 curl -s --remote-name-all < ${list}`], { cwd: curlDir });
+  const curl = (performance.now() - t0) / 1000;
+  note('curl (xargs -P, 50 URLs a process)', `${curl.toFixed(3)} s, ${((FILES * SIZE) / 1e6 / curl).toFixed(0)} MB/s`);
+
+  const ours = path.join(work, 'ours');
+  t0 = performance.now();
+  await fetchMany(
+    bodies.map((b, i) => ({ url: `${base}/${i}.png`, dest: path.join(ours, `${i}.png`), size: b.length })),
+    { jobs: JOBS },
+  );
+  const fetched = (performance.now() - t0) / 1000;
+  note('fetchMany (verified, atomic)', `${fetched.toFixed(3)} s, ${((FILES * SIZE) / 1e6 / fetched).toFixed(0)} MB/s`);
+  note('throughput vs curl', `${(curl / fetched).toFixed(2)}x (goal >= 0.9)`);
+
+  // Killed at 50%, then resumed.
+  const dest = path.join(work, 'big.bin');
+  const controller = new AbortController();
+  let got = 0;
+  const half = BIG / 2;
+  await fetchFile(`${base}/big.bin`, dest, {
+    signal: controller.signal,
+    onBytes: (n) => {
+      got += n;
+      if (got >= half) controller.abort(new Error('killed'));
+    },
+  }).catch(() => undefined);
+  const before = await served();
+  await fetchFile(`${base}/big.bin`, dest, { size: BIG });
+  const again = (await served()) - before;
+  note('resume after a kill at 50%', `${((again / BIG) * 100).toFixed(1)}% of the bytes fetched again (goal <= 55%)`);
+} finally {
+  server.kill();
+  rmSync(work, { recursive: true, force: true });
+}

@@ -48,7 +48,9 @@ http.createServer((req, res) => {
 }).listen(0, '127.0.0.1', function () { console.log(this.address().port); });
 `;
 const server = execa(process.execPath, ['-e', serverCode], { reject: false });
-const port = await new Promise<number>((resolve) => server.stdout?.once('data', (d: Buffer) => resolve(Number(String(d).trim()))));
+const port = await new Promise<number>((resolve) =>
+  server.stdout?.once('data', (d: Buffer) => resolve(Number(String(d).trim()))),
+);
 const base = `http://127.0.0.1:${port}`;
 const served = async () => Number(await (await fetch(`${base}/served`)).text());
 const work = mkdtempSync(path.join(tmpdir(), 'pipeline-bench-dl-'));

@@ -120,7 +120,11 @@ describe('fetchFile against a loopback server with injected faults', () => {
   });
 
   test('a small file is fetched in one piece and verified', async () => {
-    const r = await fetchFile(`${base}/small.png`, dest('small.png'), { size: SMALL_PNG.length, md5: md5(SMALL_PNG), ...quick });
+    const r = await fetchFile(`${base}/small.png`, dest('small.png'), {
+      size: SMALL_PNG.length,
+      md5: md5(SMALL_PNG),
+      ...quick,
+    });
     assert.equal(r.md5, md5(SMALL_PNG));
     assert.deepEqual(readFileSync(dest('small.png')), SMALL_PNG);
   });

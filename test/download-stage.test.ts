@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { renderFace } from '../stages/download/synthetic-faces.ts';
@@ -75,6 +75,8 @@ describe('download stage: FFHQ from a loopback mirror', () => {
   const files = new Map<string, Buffer>();
   const hits = new Map<string, number>();
   let quotaFor: string | undefined;
+  let truncateMetadata = false;
+  let imageDelayMs = 0;
   let server: Server;
   let base = '';
   let p: Project;
@@ -136,9 +138,12 @@ describe('download stage: FFHQ from a loopback mirror', () => {
           .end('<html><body>Google Drive - Quota exceeded</body></html>');
         return;
       }
-      const body = files.get(url);
+      let body = files.get(url);
       if (!body) return void res.writeHead(404).end();
-      res.writeHead(200, { 'content-length': body.length }).end(body);
+      if (url === '/ffhq-dataset-v2.json' && truncateMetadata) body = body.subarray(0, body.length / 2);
+      const send = () => res.writeHead(200, { 'content-length': body.length }).end(body);
+      if (url.startsWith('/thumbnails') && imageDelayMs) setTimeout(send, imageDelayMs);
+      else send();
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
@@ -168,6 +173,43 @@ describe('download stage: FFHQ from a loopback mirror', () => {
     ...extra,
   ];
   const imageHits = () => [...hits].filter(([u]) => u.startsWith('/thumbnails')).reduce((n, [, c]) => n + c, 0);
+
+  test('a truncated metadata JSON: a clear error, and the next run fetches it again', async () => {
+    truncateMetadata = true;
+    const r = await p.cli(...ffhq('--set', 'data.limit=8'));
+    assert.equal(r.exitCode, 1, r.stdout);
+    assert.match(
+      r.stdout,
+      /the FFHQ metadata from http:\/\/127\.0\.0\.1:\d+\/ffhq-dataset-v2\.json is truncated or malformed .*rerun to fetch it again/,
+    );
+    truncateMetadata = false;
+  });
+
+  test('Ctrl-C during the download: verified files are kept, the next run fetches only the rest', async () => {
+    imageDelayMs = 150;
+    const run = p.spawn(ffhq('--set', 'data.limit=8', '--set', 'data.jobs=1'));
+    const dir = p.path('data/faces/thumbnails128x128/00000');
+    for (let i = 0; i < 200; i++) {
+      if (
+        p.exists('data/faces/thumbnails128x128/00000') &&
+        readdirSync(dir).filter((f) => f.endsWith('.png')).length >= 3
+      )
+        break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    run.kill('SIGINT');
+    const stopped = await run;
+    assert.equal(stopped.exitCode, 130, String(stopped.stdout));
+    const kept = readdirSync(dir).filter((f) => f.endsWith('.png')).length;
+    assert.ok(kept >= 3 && kept < 8, `kept ${kept} verified images`);
+    imageDelayMs = 0;
+    const before = imageHits();
+    const r = await p.cli(...ffhq('--set', 'data.limit=8', '--set', 'data.jobs=1'));
+    assert.equal(r.exitCode, 0, r.stdout + r.stderr);
+    // The one in flight when stopped may be fetched again; none of the kept ones is.
+    assert.ok(imageHits() - before <= 8 - kept + 1, `refetched ${imageHits() - before}`);
+    rmSync(p.path('data/faces/thumbnails128x128'), { recursive: true });
+  });
 
   test('a quota page instead of an image: the run fails saying so, keeping what it verified', async () => {
     quotaFor = '/thumbnails128x128/00000/00005.png';

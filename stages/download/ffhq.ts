@@ -6,7 +6,7 @@
 //
 // Without `data.mirror` the official `file_url`s are used (Google Drive: slow, and quota-limited).
 
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import type { StageContext } from '../../engine/index.ts';
 
@@ -43,14 +43,16 @@ interface MetadataEntry {
 const join = (base: string, rel: string) => `${base.replace(/\/+$/, '')}/${rel.replace(/^\/+/, '')}`;
 const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
 
-function parseMetadata(file: string): Record<string, MetadataEntry> {
+function parseMetadata(file: string, from: string): Record<string, MetadataEntry> {
   try {
     const doc = JSON.parse(readFileSync(file, 'utf8'));
     if (typeof doc !== 'object' || doc === null || !('0' in doc)) throw new Error('no entry "0"');
     return doc;
   } catch (e) {
+    // Not kept: a rerun fetches it again instead of failing on the same bad copy forever.
+    rmSync(file, { force: true });
     throw new Error(
-      `the FFHQ metadata ${file} is truncated or malformed (${(e as Error).message.slice(0, 120)}); delete it and rerun to fetch it again`,
+      `the FFHQ metadata from ${from} is truncated or malformed (${(e as Error).message.slice(0, 120)}); it was removed, rerun to fetch it again (or fix data.mirror)`,
     );
   }
 }
@@ -95,13 +97,12 @@ export async function downloadFfhq(
   const cacheDir = path.join(out, '.sources');
   mkdirSync(cacheDir, { recursive: true });
   const metaFile = path.join(cacheDir, 'ffhq-dataset-v2.json');
+  const metaUrl = data.mirror ? join(data.mirror, 'ffhq-dataset-v2.json') : OFFICIAL_METADATA_URL;
   if (!existsSync(metaFile)) {
-    ctx.log.info(`fetching the FFHQ metadata from ${data.mirror || 'Google Drive'}`);
-    await fetchFile(data.mirror ? join(data.mirror, 'ffhq-dataset-v2.json') : OFFICIAL_METADATA_URL, metaFile, {
-      signal: ctx.signal,
-    });
+    ctx.log.info(`fetching the FFHQ metadata from ${metaUrl}`);
+    await fetchFile(metaUrl, metaFile, { signal: ctx.signal });
   }
-  const meta = parseMetadata(metaFile);
+  const meta = parseMetadata(metaFile, metaUrl);
   const block = data.variant === 'images1024x1024' ? 'image' : 'thumbnail';
   if (data.variant !== 'images1024x1024' && data.variant !== 'thumbnails128x128') {
     throw new Error(`data.variant '${data.variant}' is unknown: use thumbnails128x128 or images1024x1024`);

@@ -2,11 +2,13 @@
 // so restoring an out runs out of space midway. The workspace must be left exactly as it was.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { execa } from 'execa';
+import { fetchFile } from '../stages/download/fetch-file.ts';
 import { ENGINE, Project } from './rig.ts';
 
 const MOUNT = mkdtempSync(path.join(tmpdir(), 'pipeline-tmpfs-'));
@@ -63,5 +65,27 @@ await runIfMain(import.meta.url, pipeline);
     assert.deepEqual(after, before);
     assert.equal(p.read('artifacts/big/c')[0], 'z');
     assert.deepEqual(readdirSync(p.path('artifacts')), ['big']);
+  });
+
+  test('a download that hits ENOSPC fails naming the file, and no unverified file appears', async (t) => {
+    if (!mounted) {
+      t.skip('cannot mount a tmpfs here (needs root)');
+      return;
+    }
+    const big = Buffer.alloc(8 * 1024 * 1024, 3);
+    const server = createServer((_req, res) => res.writeHead(200, { 'content-length': big.length }).end(big));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/big.bin`;
+      const dest = path.join(MOUNT, 'downloads', 'big.bin');
+      await assert.rejects(
+        fetchFile(url, dest, { size: big.length, attempts: 2, backoffMs: 10 }),
+        /big\.bin failed after 2 attempts: .*ENOSPC/,
+      );
+      assert.ok(!existsSync(dest), 'nothing unverified under the final name');
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
   });
 });

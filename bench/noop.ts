@@ -16,6 +16,9 @@ import { execa } from 'execa';
 import { Hasher } from '../engine/hashing.ts';
 import { StatCache } from '../engine/stat-cache.ts';
 import { ENGINE } from '../test/rig.ts';
+import { median as medianOf, time } from './timing.ts';
+
+const median = (fn: () => Promise<unknown>, n = REPEAT) => medianOf(fn, n);
 
 const { values } = parseArgs({
   options: {
@@ -31,19 +34,6 @@ const DIR = path.resolve(values.dir as string);
 const REPEAT = Number(values.repeat);
 const CORES = availableParallelism();
 const TSX = new URL(import.meta.resolve('tsx')).pathname;
-
-async function time(fn: () => Promise<unknown>): Promise<number> {
-  const t0 = performance.now();
-  await fn();
-  return (performance.now() - t0) / 1000;
-}
-
-async function median(fn: () => Promise<unknown>, n = REPEAT): Promise<number> {
-  const ts: number[] = [];
-  for (let i = 0; i < n; i++) ts.push(await time(fn));
-  ts.sort((a, b) => a - b);
-  return ts[Math.floor(ts.length / 2)];
-}
 
 const shell = (cmd: string) => execa(cmd, { shell: true, cwd: DIR, stdout: 'ignore' });
 const cli = (...args: string[]) => execa(process.execPath, ['--import', TSX, 'pipeline.ts', ...args], { cwd: DIR });

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { execa } from 'execa';
 import { ENGINE } from '../test/rig.ts';
+import { time } from './timing.ts';
 
 const { values } = parseArgs({
   options: {
@@ -25,12 +26,6 @@ const TSX = new URL(import.meta.resolve('tsx')).pathname;
 const shell = (cmd: string) => execa(cmd, { shell: true, cwd: DIR });
 const cli = (...args: string[]) => execa(process.execPath, ['--import', TSX, 'pipeline.ts', ...args], { cwd: DIR });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function time(fn: () => Promise<unknown>): Promise<number> {
-  const t0 = performance.now();
-  await fn();
-  return (performance.now() - t0) / 1000;
-}
 
 /** One timing that starts from a flushed disk (`sync`), so it does not pay for earlier writeback. */
 async function paired(fn: () => Promise<unknown>, before: () => Promise<unknown>): Promise<number> {

@@ -16,7 +16,7 @@ export interface StageSummary {
 
 export type Event =
   | { type: 'run-waiting'; pid?: number }
-  | { type: 'run-plan'; stages: Array<{ name: string; reasons: Reason[] }> }
+  | { type: 'run-plan'; stages: Array<{ name: string; reasons: Reason[]; restorable: boolean }> }
   | { type: 'stage-start'; stage: string; reasons: Reason[] }
   | { type: 'stage-fresh'; stage: string }
   | { type: 'stage-progress'; stage: string; progress: ProgressUpdate }

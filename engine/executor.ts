@@ -131,6 +131,7 @@ export async function runPipeline(ws: Workspace, opts: RunOptions): Promise<RunR
     const plan = status.map((s) => ({
       name: s.name,
       reasons: opts.force ? [{ kind: 'forced' } as Reason] : s.reasons,
+      restorable: !opts.force && opts.runCache && Boolean(s.restorable),
     }));
     emit({ type: 'run-plan', stages: plan });
     const stages = plan.map((p) => ({

@@ -67,7 +67,11 @@ export function humanLogger(opts: HumanOptions): Logger {
       case 'run-plan':
         for (const s of e.stages) {
           if (s.reasons.length === 0) print(`${c.dim('·')} ${s.name} ${c.dim('fresh')}`);
-          else print(`${c.cyan('▶')} would run ${c.bold(s.name)}: ${s.reasons.map(describeReason).join('; ')}`);
+          else if (s.restorable) {
+            print(
+              `${c.green('↺')} would restore ${c.bold(s.name)} from cache: ${s.reasons.map(describeReason).join('; ')}`,
+            );
+          } else print(`${c.cyan('▶')} would run ${c.bold(s.name)}: ${s.reasons.map(describeReason).join('; ')}`);
         }
         break;
       case 'recovered':

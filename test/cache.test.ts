@@ -58,6 +58,10 @@ describe('run-cache', () => {
     const s = await p.statusJson();
     assert.equal(s.stages[1].state, 'stale');
     assert.equal((s.stages[1] as { restorable?: boolean }).restorable, true);
+    assert.match(
+      (await p.cli('run', '--dry-run')).stdout,
+      /would restore train from cache: changed param: train\.lr \(0\.5 -> 0\.001\)/,
+    );
     const r = await p.cli('run');
     assert.equal(r.exitCode, 0);
     assert.deepEqual(p.runs(), [], 'nothing reran');

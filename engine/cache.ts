@@ -246,6 +246,23 @@ export class Cache {
     }
   }
 
+  /**
+   * A folder dep's (path, hash) listing, by folder hash, so `status` can later say which files changed
+   * since the lock was written. Only for explanation: never used to restore anything.
+   */
+  saveListing(hash: string, listing: Array<[string, string]>): void {
+    const file = this.path(`listings/${hash}.json`);
+    if (!existsSync(file)) atomicWrite(file, JSON.stringify(listing));
+  }
+
+  readListing(hash: string): Array<[string, string]> | undefined {
+    try {
+      return JSON.parse(readFileSync(this.path(`listings/${hash}.json`), 'utf8'));
+    } catch {
+      return undefined;
+    }
+  }
+
   saveRun(entry: RunEntry): void {
     atomicWrite(this.path(Cache.runKey(entry.stage, entry.fingerprint)), JSON.stringify(entry));
   }

@@ -100,6 +100,12 @@ async function restoreFromRunCache(
   }
 }
 
+/** Keep the listing of each folder dep the lock entry records, for `status` to diff against later. */
+async function saveDepListings(ws: Workspace, s: GraphStage): Promise<void> {
+  const hashes = await ws.fingerprinter.hash(s.deps);
+  for (const h of hashes.values()) if (h.hash && h.listing) ws.cache.saveListing(h.hash, h.listing());
+}
+
 /** `run --push`: send a finished stage's objects and run entry to the remote. */
 async function pushStage(ws: Workspace, stage: string, opts: RunOptions): Promise<void> {
   const entry = ws.lock.stages[stage];
@@ -171,6 +177,7 @@ export async function runPipeline(ws: Workspace, opts: RunOptions): Promise<RunR
       if (restored) {
         ws.lock.stages[s.name] = { ...fingerprint, outs: restored.outs };
         writeLock(ws.root, ws.lock);
+        await saveDepListings(ws, s);
         fp.invalidate(outPaths);
         ws.statCache.save();
         const seconds = (performance.now() - t0) / 1000;
@@ -231,6 +238,7 @@ export async function runPipeline(ws: Workspace, opts: RunOptions): Promise<RunR
     });
     ws.lock.stages[s.name] = { ...fingerprint, outs: outRecords };
     writeLock(ws.root, ws.lock);
+    await saveDepListings(ws, s);
     discardBackup(ws.root, s.name);
     ws.statCache.save();
     emit({ type: 'stage-success', stage: s.name, seconds });

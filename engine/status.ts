@@ -8,7 +8,13 @@ import type { LockEntry } from './lockfile.ts';
 
 export type Reason =
   | { kind: 'never-run' }
-  | { kind: 'dep'; path: string; change: 'modified' | 'added' | 'removed' | 'missing' }
+  | {
+      kind: 'dep';
+      path: string;
+      change: 'modified' | 'added' | 'removed' | 'missing';
+      /** For a folder or glob: which files differ from the locked version (when its listing is known). */
+      files?: FileChanges;
+    }
   | { kind: 'param'; path: string; old?: unknown; new?: unknown; change: 'modified' | 'added' | 'removed' }
   | { kind: 'code'; path: string; change: 'modified' | 'added' | 'removed' }
   | { kind: 'out-missing'; path: string }
@@ -17,6 +23,40 @@ export type Reason =
   | { kind: 'forced' };
 
 export type StageState = 'fresh' | 'stale' | 'never-run';
+
+export interface FileChanges {
+  added: number;
+  removed: number;
+  modified: number;
+  /** A few of the paths, for the message. */
+  examples: string[];
+}
+
+/** Which files differ between two (path, hash) listings. */
+export function diffListings(before: Array<[string, string]>, after: Array<[string, string]>): FileChanges {
+  const old = new Map(before);
+  const now = new Map(after);
+  const changes: FileChanges = { added: 0, removed: 0, modified: 0, examples: [] };
+  const note = (p: string) => {
+    if (changes.examples.length < 3) changes.examples.push(p);
+  };
+  for (const [p, h] of now) {
+    if (!old.has(p)) {
+      changes.added++;
+      note(p);
+    } else if (old.get(p) !== h) {
+      changes.modified++;
+      note(p);
+    }
+  }
+  for (const p of old.keys()) {
+    if (!now.has(p)) {
+      changes.removed++;
+      note(p);
+    }
+  }
+  return changes;
+}
 
 const same = (a: unknown, b: unknown) => objectHash(a ?? null) === objectHash(b ?? null);
 
@@ -70,10 +110,14 @@ export function describeReason(r: Reason): string {
       return 'never run';
     case 'forced':
       return 'forced';
-    case 'dep':
-      return r.change === 'missing'
-        ? `missing dep: ${r.path}`
-        : `${r.change === 'modified' ? 'changed' : r.change} dep: ${r.path}`;
+    case 'dep': {
+      if (r.change === 'missing') return `missing dep: ${r.path}`;
+      const f = r.files;
+      const detail = f
+        ? ` (${[f.added && `${f.added} added`, f.removed && `${f.removed} removed`, f.modified && `${f.modified} modified`].filter(Boolean).join(', ')}: ${f.examples.join(', ')}${f.added + f.removed + f.modified > f.examples.length ? ', …' : ''})`
+        : '';
+      return `${r.change === 'modified' ? 'changed' : r.change} dep: ${r.path}${detail}`;
+    }
     case 'param':
       return `${r.change === 'modified' ? 'changed' : r.change} param: ${r.path} (${show(r.old)} -> ${show(r.new)})`;
     case 'code':

@@ -8,7 +8,7 @@ import { buildGraph, type Graph, type GraphStage } from './graph.ts';
 import { Hasher } from './hashing.ts';
 import { type LockFile, readLock } from './lockfile.ts';
 import { StatCache } from './stat-cache.ts';
-import { explain, type Reason, type StageState, stateOf } from './status.ts';
+import { diffListings, explain, type Reason, type StageState, stateOf } from './status.ts';
 import type { Pipeline } from './types.ts';
 
 export interface WorkspaceOptions {
@@ -72,6 +72,13 @@ export async function computeStatus(ws: Workspace, stages: GraphStage[]): Promis
   for (const s of stages) {
     const { fingerprint, outs } = await fp.compute(s);
     const reasons = explain(ws.lock.stages[s.name], fingerprint, outs);
+    for (const r of reasons) {
+      if (r.kind !== 'dep' || r.change !== 'modified') continue;
+      const old = ws.lock.stages[s.name]?.deps[r.path]?.hash;
+      const before = old ? ws.cache.readListing(old) : undefined;
+      const now = (await fp.hash([r.path])).get(r.path)?.listing;
+      if (before && now) r.files = diffListings(before, now());
+    }
     for (const up of s.upstream) {
       const u = byName.get(up);
       if (u && u.state !== 'fresh') reasons.push({ kind: 'upstream', path: up, stage: up });

@@ -155,12 +155,24 @@ describe('folder and glob deps', () => {
   test('adding, renaming and editing a file in a folder dep', async () => {
     p.write('data/images/c.png', 'C');
     let s = await p.statusJson();
-    assert.deepEqual(s.stages[0].reasons, [{ kind: 'dep', path: 'data/images', change: 'modified' }]);
+    assert.deepEqual(s.stages[0].reasons, [
+      {
+        kind: 'dep',
+        path: 'data/images',
+        change: 'modified',
+        files: { added: 1, removed: 0, modified: 0, examples: ['c.png'] },
+      },
+    ]);
+    assert.match((await p.cli('status')).stdout, /changed dep: data\/images \(1 added: c\.png\)/);
     await p.cli('run');
     assert.deepEqual(p.runs(), ['embed', 'join']);
     renameSync(p.path('data/images/sub/b.png'), p.path('data/images/sub/d.png'));
     s = await p.statusJson();
     assert.equal(s.stages[0].state, 'stale', 'a rename changes the folder hash');
+    assert.match(
+      (await p.cli('status')).stdout,
+      /changed dep: data\/images \(1 added, 1 removed: sub\/d\.png, sub\/b\.png\)/,
+    );
     await p.cli('run');
     p.runs();
     p.write('data/images/a.png', 'A2');
@@ -176,7 +188,14 @@ describe('folder and glob deps', () => {
     assert.equal((await p.statusJson()).stages[1].state, 'fresh');
     p.write('data/labels/3.json', '{}');
     const s = await p.statusJson();
-    assert.deepEqual(s.stages[1].reasons, [{ kind: 'dep', path: 'data/labels/*.json', change: 'modified' }]);
+    assert.deepEqual(s.stages[1].reasons, [
+      {
+        kind: 'dep',
+        path: 'data/labels/*.json',
+        change: 'modified',
+        files: { added: 1, removed: 0, modified: 0, examples: ['data/labels/3.json'] },
+      },
+    ]);
     await p.cli('run');
     assert.deepEqual(p.runs(), ['join', 'labels']);
     p.write('data/labels/1.json', '{"edited": true}');

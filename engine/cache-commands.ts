@@ -102,9 +102,16 @@ export async function gc(ws: Workspace, opts: GcOptions): Promise<GcResult> {
       }
     }
   };
-  for (const entry of Object.values(ws.lock.stages)) keepOuts(entry.outs);
+  const keepEntry = (e: {
+    outs: Record<string, { hash: string | null; files?: number }>;
+    deps?: Record<string, { hash: string | null }>;
+  }) => {
+    keepOuts(e.outs);
+    for (const d of Object.values(e.deps ?? {})) if (d.hash) keep.add(`listings/${d.hash}.json`);
+  };
+  for (const entry of Object.values(ws.lock.stages)) keepEntry(entry);
   if (opts.allCommits)
-    for (const lock of await historicLocks(ws.root)) for (const e of Object.values(lock.stages ?? {})) keepOuts(e.outs);
+    for (const lock of await historicLocks(ws.root)) for (const e of Object.values(lock.stages ?? {})) keepEntry(e);
 
   const monthAgo = Date.now() - 30 * 24 * 3600 * 1000;
   const byStage = new Map<string, ReturnType<Cache['listRuns']>>();
@@ -129,7 +136,7 @@ export async function gc(ws: Workspace, opts: GcOptions): Promise<GcResult> {
 
   let removed = 0;
   let bytes = 0;
-  for (const sub of ['objects', 'dirs']) {
+  for (const sub of ['objects', 'dirs', 'listings']) {
     const base = cache.path(sub);
     if (!existsSync(base)) continue;
     const walk = (abs: string, rel: string) => {

@@ -4,8 +4,9 @@
 //   data.source: ffhq                          the real FFHQ thumbnails or images, verified by md5,
 //                                              labels from FFHQ-Aging (CSV) or the Face-API JSONs
 //
-// The out is persisted: images already there and verified are never fetched or rendered again.
+// The outs are persisted: images already there and verified are never fetched or rendered again.
 
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { stage } from '../engine/index.ts';
 import { makeSynthetic } from './download/make-synthetic.ts';
@@ -32,10 +33,16 @@ export interface DownloadParams {
 export default stage<DownloadParams>('download', {
   description: 'face images + labels -> data/faces (manifest.json)',
   params: ['data.*', 'labels.*'],
-  outs: [{ path: 'data/faces', persist: true }],
+  // data/sources keeps what the images were chosen and labelled from (FFHQ's metadata, label files):
+  // an out of its own, so downstream stages that read data/faces are not tied to it.
+  outs: [
+    { path: 'data/faces', persist: true },
+    { path: 'data/sources', persist: true },
+  ],
   async run(ctx) {
     const { data, labels } = ctx.params;
-    const out = ctx.outs[0];
+    const [out, sources] = ctx.outs;
+    mkdirSync(sources, { recursive: true });
     if (data.source === 'synthetic') {
       if (labels.source !== 'synthetic') {
         throw new Error(
@@ -50,7 +57,7 @@ export default stage<DownloadParams>('download', {
       );
     } else if (data.source === 'ffhq') {
       const { downloadFfhq } = await import('./download/ffhq.ts');
-      await downloadFfhq(ctx, out, data, labels);
+      await downloadFfhq(ctx, out, sources, data, labels);
     } else {
       throw new Error(`data.source '${data.source}' is unknown: use synthetic or ffhq`);
     }

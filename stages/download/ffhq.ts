@@ -6,7 +6,7 @@
 //
 // Without `data.mirror` the official `file_url`s are used (Google Drive: slow, and quota-limited).
 
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import type { StageContext } from '../../engine/index.ts';
 
@@ -91,11 +91,10 @@ async function readLabels(
 export async function downloadFfhq(
   ctx: StageIO,
   out: string,
+  cacheDir: string,
   data: DownloadParams['data'],
   labels: DownloadParams['labels'],
 ): Promise<void> {
-  const cacheDir = path.join(out, '.sources');
-  mkdirSync(cacheDir, { recursive: true });
   const metaFile = path.join(cacheDir, 'ffhq-dataset-v2.json');
   const metaUrl = data.mirror ? join(data.mirror, 'ffhq-dataset-v2.json') : OFFICIAL_METADATA_URL;
   if (!existsSync(metaFile)) {

@@ -17,9 +17,26 @@ interface Batch {
   done: (digests: Buffer, stats: BigUint64Array, errors: Array<[number, string]>) => void;
 }
 
+/**
+ * Where a file's results go without a callback per file (a folder of 70,000 files would otherwise make
+ * 140,000 short-lived objects on the main thread): its digest into `hashes` and its stats into `stats`,
+ * at `index`; a failure into `errors`.
+ */
+export interface Sink {
+  hashes: Buffer;
+  stats: BigUint64Array;
+  errors: string[];
+  /** The file's name for an error message (made only when one is needed). */
+  keyOf: (index: number) => string;
+}
+
+/** A callback, or a sink with the file's index in it. */
+type Target = ((h: Hashed) => void) | Sink;
+
 export class HashPool {
   private queue: Batch['files'] = [];
-  private callbacks: Array<(h: Hashed) => void> = [];
+  private targets: Target[] = [];
+  private indices: number[] = [];
   private workers: Worker[] = [];
   private inFlight = new Map<
     number,
@@ -31,30 +48,47 @@ export class HashPool {
 
   constructor(private readonly threads = Math.min(availableParallelism(), 4)) {}
 
-  /** Queue a file; `cb` gets its digest and stats (or the error) when its batch is hashed. */
-  add(file: string, cb: (h: Hashed) => void): void {
+  /**
+   * Queue a file. Its digest and stats (or the error) go to `target` when its batch is hashed: a
+   * callback, or a slot in a sink.
+   */
+  add(file: string, target: Target, index = 0): void {
     this.queue.push(file);
-    this.callbacks.push(cb);
+    this.targets.push(target);
+    this.indices.push(index);
     if (this.queue.length >= BATCH && this.threads > 1) this.flush();
   }
 
   private take(): Batch {
     const files = this.queue;
-    const cbs = this.callbacks;
+    const targets = this.targets;
+    const indices = this.indices;
     this.queue = [];
-    this.callbacks = [];
+    this.targets = [];
+    this.indices = [];
     return {
       files,
       done: (digests, stats, errors) => {
         const failed = new Map(errors);
-        cbs.forEach((cb, i) => {
+        for (const [i, t] of targets.entries()) {
           const err = failed.get(i);
-          cb(
-            err !== undefined
-              ? new Error(err)
-              : { digest: digests.subarray(i * 32, i * 32 + 32), stats: stats.subarray(i * 4, i * 4 + 4) },
-          );
-        });
+          if (typeof t === 'function') {
+            t(
+              err !== undefined
+                ? new Error(err)
+                : { digest: digests.subarray(i * 32, i * 32 + 32), stats: stats.subarray(i * 4, i * 4 + 4) },
+            );
+          } else if (err !== undefined) t.errors.push(`${t.keyOf(indices[i])}: ${err}`);
+          else {
+            const index = indices[i];
+            digests.copy(t.hashes, index * 32, i * 32, i * 32 + 32);
+            const at = index * 4;
+            t.stats[at] = stats[i * 4];
+            t.stats[at + 1] = stats[i * 4 + 1];
+            t.stats[at + 2] = stats[i * 4 + 2];
+            t.stats[at + 3] = stats[i * 4 + 3];
+          }
+        }
       },
     };
   }

@@ -212,49 +212,54 @@ export class Hasher {
     let size = 0;
     let changed = !sameNames;
     // Without a record (first time), every file must be read anyway: skip the stat here and take it
-    // from the open file in the hashing thread.
+    // from the open file in the hashing thread. Results land in `hashes` / `stats` directly.
     const cold = rec === undefined;
-    const racy = (i: number) => stats[i * 4 + 3] > racyAfter || stats[i * 4 + 1] > racyAfter;
+    const sink = { hashes, stats, errors: run.errors, keyOf: (i: number) => `${rel}/${names[i]}` };
+    const queued: number[] = [];
     for (let i = 0; i < names.length; i++) {
       const fileAbs = `${abs}/${names[i]}`;
-      if (cold) {
-        this.read(run, fileAbs, `${rel}/${names[i]}`, (d, st) => {
-          d.copy(hashes, i * 32);
-          stats.set(st, i * 4);
-          this.stats.statted++;
-          size += Number(st[0]);
-          // Changed within the racy window: recorded with impossible stats, so it is re-read next time.
-          if (racy(i)) stats.fill(RACY_MARK, i * 4, i * 4 + 4);
-        });
-        continue;
+      if (!cold) {
+        const st = statSync(fileAbs, { bigint: true, throwIfNoEntry: false });
+        if (!st) {
+          changed = true; // vanished during the walk: hashed as empty, and the record is not trusted
+          continue;
+        }
+        this.stats.statted++;
+        const j = sameNames ? i : byName?.get(names[i]);
+        if (
+          j !== undefined &&
+          rec.stats[j * 4] === st.size &&
+          rec.stats[j * 4 + 1] === st.mtimeNs &&
+          rec.stats[j * 4 + 2] === st.ino &&
+          rec.stats[j * 4 + 3] === st.ctimeNs
+        ) {
+          stats.set(rec.stats.subarray(j * 4, j * 4 + 4), i * 4);
+          rec.hashes.copy(hashes, i * 32, j * 32, j * 32 + 32);
+          continue;
+        }
+        changed = true;
       }
-      const st = statSync(fileAbs, { bigint: true, throwIfNoEntry: false });
-      if (!st) {
-        changed = true; // vanished during the walk: hashed as empty, and the record is not trusted
-        continue;
-      }
-      this.stats.statted++;
-      size += Number(st.size);
-      const j = sameNames ? i : byName?.get(names[i]);
-      if (
-        j !== undefined &&
-        rec.stats[j * 4] === st.size &&
-        rec.stats[j * 4 + 1] === st.mtimeNs &&
-        rec.stats[j * 4 + 2] === st.ino &&
-        rec.stats[j * 4 + 3] === st.ctimeNs
-      ) {
-        stats.set(rec.stats.subarray(j * 4, j * 4 + 4), i * 4);
-        rec.hashes.copy(hashes, i * 32, j * 32, j * 32 + 32);
-        continue;
-      }
-      changed = true;
-      this.read(run, fileAbs, `${rel}/${names[i]}`, (d, fst) => {
-        d.copy(hashes, i * 32);
-        stats.set(fst, i * 4);
-        if (racy(i)) stats.fill(RACY_MARK, i * 4, i * 4 + 4);
-      });
+      this.stats.hashedFiles++;
+      queued.push(i);
+      run.pool.add(fileAbs, sink, i);
     }
+    const racySizes = new Map<number, bigint>();
+    /** Sizes, counts and racy marks, once every queued file is back. */
+    const settle = () => {
+      for (const i of queued) {
+        this.stats.hashedBytes += Number(stats[i * 4]);
+        // Changed within the racy window: recorded with impossible stats, so it is re-read next time.
+        if (stats[i * 4 + 3] > racyAfter || stats[i * 4 + 1] > racyAfter) {
+          const size = stats[i * 4];
+          stats.fill(RACY_MARK, i * 4, i * 4 + 4);
+          racySizes.set(i, size);
+        }
+      }
+      if (cold) this.stats.statted += names.length;
+      for (let i = 0; i < names.length; i++) size += Number(racySizes.get(i) ?? stats[i * 4]);
+    };
     return () => {
+      settle();
       if (!changed && rec) {
         const hash = rec.hash.toString('hex') as ContentHash;
         return { kind: 'dir', hash, size, files: names.length, listing: () => listingOf(names, hashes) };

@@ -107,7 +107,11 @@ describe('commands', () => {
     const r = await execa(process.execPath, [bin, 'status'], { cwd: p.dir, reject: false });
     assert.equal(r.exitCode, 0, r.stderr);
     assert.match(r.stdout, /train\s+stale\n\s+changed param: train\.lr \(0\.001 -> 0\.002\)/);
-    const none = await execa(process.execPath, [bin, 'status'], { cwd: `${REPO}/test`, reject: false });
+    // From a subfolder it finds the project's pipeline.ts above, as git finds its root.
+    const sub = await execa(process.execPath, [bin, 'status', 'train'], { cwd: p.path('stages'), reject: false });
+    assert.equal(sub.exitCode, 0, sub.stderr);
+    assert.match(sub.stdout, /train\s+stale/);
+    const none = await execa(process.execPath, [bin, 'status'], { cwd: '/', reject: false });
     assert.equal(none.exitCode, 2);
     assert.match(none.stderr, /no pipeline\.ts here/);
   });

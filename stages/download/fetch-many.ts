@@ -3,7 +3,8 @@
 // skipped: raising `data.limit` fetches only the new ones. Failures are collected, not fatal one by
 // one: the run ends with every file that could be fetched on disk and the list of those that could not.
 
-import { existsSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
 import pLimit from 'p-limit';
 import { fetchFile } from './fetch-file.ts';
 
@@ -31,7 +32,25 @@ export async function fetchMany(
   items: FetchItem[],
   opts: { jobs: number; signal?: AbortSignal; onProgress?: (p: FetchManyProgress) => void },
 ): Promise<FetchManyResult> {
-  const todo = items.filter((i) => !(existsSync(i.dest) && (i.size === undefined || statSync(i.dest).size === i.size)));
+  // One readdir per folder instead of one stat per file: with tens of thousands of files, most of
+  // them absent on a first run, per-file lookups cost more than the downloads' own bookkeeping.
+  const present = new Map<string, Set<string>>();
+  const inFolder = (dir: string) => {
+    let names = present.get(dir);
+    if (!names) {
+      mkdirSync(dir, { recursive: true });
+      names = new Set(readdirSync(dir));
+      present.set(dir, names);
+    }
+    return names;
+  };
+  const todo = items.filter(
+    (i) =>
+      !(
+        inFolder(path.dirname(i.dest)).has(path.basename(i.dest)) &&
+        (i.size === undefined || statSync(i.dest).size === i.size)
+      ),
+  );
   const result: FetchManyResult = { fetched: 0, skipped: items.length - todo.length, bytes: 0 };
   const failures: string[] = [];
   const started = performance.now();
@@ -54,6 +73,7 @@ export async function fetchMany(
             size: item.size,
             md5: item.md5,
             signal: opts.signal,
+            dirExists: true,
             onBytes: (n) => {
               result.bytes += n;
             },

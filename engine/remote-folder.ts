@@ -1,7 +1,8 @@
 // A remote that is a folder: local, or a mounted network share. `put` copies to a temp name in the
 // same folder and renames, so a key is either absent or complete, also when two pushes race.
 
-import { constants, copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { constants, existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { copyFile, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { PipelineError } from './failure.ts';
 import type { Remote, RemoteObject } from './remote.ts';
@@ -36,8 +37,9 @@ export class FolderRemote implements Remote {
     mkdirSync(path.dirname(dest), { recursive: true });
     const tmp = `${dest}.${process.pid}.${Math.random().toString(36).slice(2)}.partial`;
     try {
-      copyFileSync(file, tmp, constants.COPYFILE_FICLONE);
-      renameSync(tmp, dest);
+      // Async: transfers run several at once, and a slow file create must not hold up the others.
+      await copyFile(file, tmp, constants.COPYFILE_FICLONE);
+      await rename(tmp, dest);
     } catch (e) {
       rmSync(tmp, { force: true });
       throw e;
@@ -48,7 +50,7 @@ export class FolderRemote implements Remote {
     this.check();
     const src = path.join(this.dir, key);
     if (!existsSync(src)) throw new Error(`remote '${this.name}' has no ${key}`);
-    copyFileSync(src, dest, constants.COPYFILE_FICLONE);
+    await copyFile(src, dest, constants.COPYFILE_FICLONE);
   }
 
   async *list(prefix: string): AsyncIterable<RemoteObject> {

@@ -96,7 +96,8 @@ export class HashPool {
   private flush(): void {
     const batch = this.take();
     if (this.workers.length < this.threads) {
-      const w = new Worker(new URL('./hash-worker.mjs', import.meta.url));
+      // No inherited --import (tsx's loader would start in every worker): the worker is plain JS.
+      const w = new Worker(new URL('./hash-worker.mjs', import.meta.url), { execArgv: [] });
       w.on(
         'message',
         (m: { id: number; digests: Uint8Array; stats: BigUint64Array; errors: Array<[number, string]> }) => {

@@ -150,6 +150,9 @@ export async function runPipeline(ws: Workspace, opts: RunOptions): Promise<RunR
   }
 
   recoverCrashedRuns(ws, emit);
+  // Entries of stages no longer declared go with the next lock write (their outs stay in the cache
+  // until `gc`).
+  for (const name of Object.keys(ws.lock.stages)) if (!ws.graph.byName.has(name as never)) delete ws.lock.stages[name];
   await ws.fingerprinter.loadCodeDeps(selected);
 
   const outcome = new Map<string, StageSummary>();

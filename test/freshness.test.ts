@@ -156,4 +156,15 @@ describe('freshness', () => {
     const s2 = await p.statusJson();
     assert.deepEqual(s2.stages[0].reasons, [{ kind: 'dep', path: 'data/raw.txt', change: 'modified' }]);
   });
+
+  test('a stage removed from pipeline.ts leaves the lock at the next run', async () => {
+    const full = p.read('pipeline.ts');
+    p.write('pipeline.ts', full.replace('definePipeline([s0, s1, s2])', 'definePipeline([s0, s1])'));
+    p.write('data/raw.txt', 'one more change\n');
+    assert.equal((await p.cli('run')).exitCode, 0);
+    p.runs();
+    assert.ok(!/^ {2}evaluate:/m.test(p.read('pipeline.lock')), 'no entry for the removed stage');
+    assert.match(p.read('pipeline.lock'), /^ {2}train:/m);
+    p.write('pipeline.ts', full);
+  });
 });

@@ -12,7 +12,7 @@ import { selectStages } from './graph.ts';
 import type { LockFile } from './lockfile.ts';
 import { type Remote, type RemoteConfig, readProjectConfig, writeProjectConfig } from './remote.ts';
 import { fetchOuts, keysForEntry, push, type TransferResult } from './transfer.ts';
-import type { Workspace } from './workspace.ts';
+import { restoreOut, type Workspace } from './workspace.ts';
 
 /** Stages selected by name (default all) that have a lock entry. */
 function lockedStages(ws: Workspace, targets: string[]): string[] {
@@ -40,11 +40,7 @@ export async function checkout(ws: Workspace, targets: string[]): Promise<Checko
       }
       try {
         if (!ws.cache.hasOuts({ [p]: rec })) throw new Error('not in the cache: `pipeline pull` it, or `pipeline run`');
-        await ws.cache.restoreOut(p, rec);
-        if (rec.hash) {
-          const manifest = rec.files !== undefined ? ws.cache.readManifest(rec.hash) : undefined;
-          ws.fingerprinter.hasher.remember(p, { hash: rec.hash, files: manifest?.map(([n, h]) => [n, h]) });
-        }
+        await restoreOut(ws, p, rec);
         result.restored.push(p);
       } catch (e) {
         result.failed.push({

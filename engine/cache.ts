@@ -295,6 +295,16 @@ export class Cache {
     }
   }
 
+  /**
+   * The run-cache entry for this fingerprint, if it describes exactly these outs (an entry written
+   * before the stage's outs were redeclared does not).
+   */
+  runFor(stage: string, fingerprint: string, outPaths: string[]): RunEntry | undefined {
+    const entry = this.readRun(stage, fingerprint);
+    const same = (a: string[], b: string[]) => [...a].sort().join('\0') === [...b].sort().join('\0');
+    return entry && same(Object.keys(entry.outs), outPaths) ? entry : undefined;
+  }
+
   /** Every run-cache entry, for gc. */
   listRuns(): RunEntry[] {
     const dir = this.path('runs');

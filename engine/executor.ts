@@ -20,7 +20,7 @@ import type { Remote } from './remote.ts';
 import { spawnStage } from './spawn-stage.ts';
 import { explain, type Reason } from './status.ts';
 import { fetchKeys, fetchOuts, keysForEntry, push } from './transfer.ts';
-import { computeStatus, type Workspace } from './workspace.ts';
+import { computeStatus, restoreOut, type Workspace } from './workspace.ts';
 
 export interface RunOptions {
   targets: string[];
@@ -59,17 +59,16 @@ async function restoreFromRunCache(
 ): Promise<{ outs: LockEntry['outs']; from: 'cache' | 'remote' } | undefined> {
   const transfer = { jobs: 8, emit: opts.emit, signal: opts.signal };
   let from: 'cache' | 'remote' = 'cache';
-  let entry = ws.cache.readRun(stage, fingerprint);
+  let entry = ws.cache.runFor(stage, fingerprint, outPaths);
   if (!entry && opts.pullFrom) {
     const key = Cache.runKey(stage, fingerprint);
     if ((await opts.pullFrom.has([key])).has(key)) {
       await fetchKeys(ws.cache, opts.pullFrom, [key], transfer);
-      entry = ws.cache.readRun(stage, fingerprint);
+      entry = ws.cache.runFor(stage, fingerprint, outPaths);
       from = 'remote';
     }
   }
-  // An entry written before the stage's outs were redeclared does not describe them.
-  if (!entry || Object.keys(entry.outs).sort().join('\0') !== [...outPaths].sort().join('\0')) return undefined;
+  if (!entry) return undefined;
   try {
     if (!ws.cache.hasOuts(entry.outs) && opts.pullFrom) {
       const r = await fetchOuts(ws.cache, opts.pullFrom, [entry.outs], transfer);
@@ -78,13 +77,7 @@ async function restoreFromRunCache(
     if (!ws.cache.hasOuts(entry.outs)) return undefined;
     backupOuts(ws.root, stage, outPaths);
     try {
-      for (const [p, rec] of Object.entries(entry.outs)) {
-        await ws.cache.restoreOut(p, rec);
-        if (rec.hash) {
-          const manifest = rec.files !== undefined ? ws.cache.readManifest(rec.hash) : undefined;
-          ws.fingerprinter.hasher.remember(p, { hash: rec.hash, files: manifest?.map(([n, h]) => [n, h]) });
-        }
-      }
+      for (const [p, rec] of Object.entries(entry.outs)) await restoreOut(ws, p, rec);
     } catch (e) {
       restoreOuts(ws.root, stage, outPaths);
       throw e;

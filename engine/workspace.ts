@@ -6,7 +6,7 @@ import { type Config, interpolate, loadConfig } from './config.ts';
 import { Fingerprinter } from './fingerprint.ts';
 import { buildGraph, type Graph, type GraphStage } from './graph.ts';
 import { Hasher } from './hashing.ts';
-import { type LockFile, readLock } from './lockfile.ts';
+import { type LockFile, type PathRecord, readLock } from './lockfile.ts';
 import { StatCache } from './stat-cache.ts';
 import { diffListings, explain, type Reason, type StageState, stateOf } from './status.ts';
 import type { Pipeline } from './types.ts';
@@ -85,17 +85,26 @@ export async function computeStatus(ws: Workspace, stages: GraphStage[]): Promis
     }
     const status: StageStatus = { name: s.name, state: stateOf(reasons), reasons };
     if (reasons.length > 0 && !reasons.some((r) => r.kind === 'upstream')) {
-      const entry = ws.cache.readRun(s.name, fingerprint.fingerprint);
-      const outs = s.outs
-        .map((o) => o.path)
-        .sort()
-        .join('\0');
-      if (entry && Object.keys(entry.outs).sort().join('\0') === outs && ws.cache.hasOuts(entry.outs)) {
-        status.restorable = true;
-      }
+      const entry = ws.cache.runFor(
+        s.name,
+        fingerprint.fingerprint,
+        s.outs.map((o) => o.path),
+      );
+      if (entry && ws.cache.hasOuts(entry.outs)) status.restorable = true;
     }
     byName.set(s.name, status);
   }
   ws.statCache.save();
   return stages.map((s) => byName.get(s.name) as StageStatus);
+}
+
+/**
+ * Restore an out from the cache, and record its known hashes so the next status reads none of the
+ * files just written.
+ */
+export async function restoreOut(ws: Workspace, rel: string, rec: PathRecord): Promise<void> {
+  await ws.cache.restoreOut(rel, rec);
+  if (!rec.hash) return;
+  const manifest = rec.files !== undefined ? ws.cache.readManifest(rec.hash) : undefined;
+  ws.fingerprinter.hasher.remember(rel, { hash: rec.hash, files: manifest?.map(([n, h]) => [n, h]) });
 }

@@ -37,3 +37,24 @@ export function hashFileTo(file, buf, out, offset, stats) {
     closeSync(fd);
   }
 }
+
+/**
+ * Hash a batch of files: digests (32 bytes a file), stats (4 a file) and per-file errors, the shape a
+ * batch travels in between the hash pool and its workers.
+ * @param {string[]} files @param {Buffer} buf a scratch buffer
+ * @returns {{ digests: Buffer, stats: BigUint64Array, errors: Array<[number, string]> }}
+ */
+export function hashBatch(files, buf) {
+  const digests = Buffer.alloc(files.length * 32);
+  const stats = new BigUint64Array(files.length * 4);
+  /** @type {Array<[number, string]>} */
+  const errors = [];
+  for (let i = 0; i < files.length; i++) {
+    try {
+      hashFileTo(files[i], buf, digests, i * 32, stats);
+    } catch (e) {
+      errors.push([i, String(/** @type {Error} */ (e).message)]);
+    }
+  }
+  return { digests, stats, errors };
+}

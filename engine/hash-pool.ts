@@ -4,7 +4,7 @@
 
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { hashFileTo } from './hash-file.mjs';
+import { hashBatch } from './hash-file.mjs';
 
 const BATCH = 1024;
 
@@ -138,17 +138,7 @@ export class HashPool {
       if (this.workers.length > 0) this.flush();
       else {
         const { files, done } = this.take();
-        const buf = Buffer.allocUnsafe(1 << 20);
-        const digests = Buffer.alloc(files.length * 32);
-        const stats = new BigUint64Array(files.length * 4);
-        const errors: Array<[number, string]> = [];
-        for (const [i, f] of files.entries()) {
-          try {
-            hashFileTo(f, buf, digests, i * 32, stats);
-          } catch (e) {
-            errors.push([i, (e as Error).message]);
-          }
-        }
+        const { digests, stats, errors } = hashBatch(files, Buffer.allocUnsafe(1 << 20));
         done(digests, stats, errors);
       }
     }

@@ -168,7 +168,7 @@ export async function runPipeline(ws: Workspace, opts: RunOptions): Promise<RunR
     }
     if (signal.aborted) return;
     const outPaths = s.outs.map((o) => o.path);
-    if (opts.runCache && !opts.force) {
+    if (opts.runCache && !opts.force && s.stage.runCache !== false) {
       const restored = await restoreFromRunCache(ws, s.name, fingerprint.fingerprint, outPaths, opts);
       if (restored) {
         ws.lock.stages[s.name] = { ...fingerprint, outs: restored.outs };

@@ -66,6 +66,12 @@ export interface StageDefinition<P = Record<string, unknown>> {
   cmd?: string;
   /** One line for `dag` and `status`. */
   description?: string;
+  /**
+   * false: never restore this stage's outs from the run-cache; when it is stale, it runs. For a stage
+   * whose outs may hold what a person put there by hand (a model folder copied in): a restore would
+   * silently put back the recorded version over their files.
+   */
+  runCache?: boolean;
 }
 
 /** A stage after `stage()` recorded where it was defined. */

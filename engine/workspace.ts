@@ -84,7 +84,7 @@ export async function computeStatus(ws: Workspace, stages: GraphStage[]): Promis
       if (u && u.state !== 'fresh') reasons.push({ kind: 'upstream', path: up, stage: up });
     }
     const status: StageStatus = { name: s.name, state: stateOf(reasons), reasons };
-    if (reasons.length > 0 && !reasons.some((r) => r.kind === 'upstream')) {
+    if (reasons.length > 0 && s.stage.runCache !== false && !reasons.some((r) => r.kind === 'upstream')) {
       const entry = ws.cache.runFor(
         s.name,
         fingerprint.fingerprint,

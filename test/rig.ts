@@ -4,7 +4,7 @@
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { execa, type ResultPromise } from 'execa';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -17,8 +17,20 @@ export interface CliResult {
   stderr: string;
 }
 
+/** Loaded into a child with `--import`: any connection beyond loopback throws (tests run offline). */
+export const NO_NETWORK = path.join(REPO, 'test', 'no-network.mjs');
+
 export class Project {
+  /** Extra environment for every CLI child (e.g. NODE_OPTIONS to block the network). */
+  env: Record<string, string> = {};
+
   constructor(readonly dir: string) {}
+
+  /** Every CLI child from now on refuses connections beyond 127.0.0.1 / ::1. */
+  offline(): this {
+    this.env.NODE_OPTIONS = `--import ${pathToFileURL(NO_NETWORK).href}`;
+    return this;
+  }
 
   /** A copy of this repository's pipeline (pipeline.ts, stages/, configs/), sharing its engine and packages. */
   static repoCopy(): Project {
@@ -59,7 +71,7 @@ export class Project {
     return execa(process.execPath, ['--import', TSX, 'pipeline.ts', ...args], {
       cwd: this.dir,
       reject: false,
-      env: { FORCE_COLOR: '0', NO_COLOR: '1' },
+      env: { FORCE_COLOR: '0', NO_COLOR: '1', ...this.env },
     }) as unknown as ResultPromise<{ reject: false }>;
   }
 

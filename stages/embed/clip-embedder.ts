@@ -1,0 +1,99 @@
+// A CLIP vision model behind one small interface: load it from models/<id>/ through transformers.js
+// (`CLIPVisionModelWithProjection` + `AutoProcessor`, never the network: the `model` stage has put the
+// files there), preprocess image bytes, and run batches. Third-party code stays behind this file.
+
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import type { Dtype } from './model-files.ts';
+
+export interface EmbedderOptions {
+  /** The folder that holds models/<id>/ (transformers.js's `localModelPath`). */
+  modelsRoot: string;
+  id: string;
+  dtype: Dtype;
+  /** onnxruntime intra-op threads; 0 lets onnxruntime decide. */
+  threads: number;
+}
+
+/** Preprocessed pixels for a batch, opaque to the caller. */
+export type Pixels = unknown;
+
+export interface Embedder {
+  /**
+   * Decode and preprocess image files' bytes (sharp + the model's CLIP preprocessor). An image that
+   * cannot be decoded gets its error in `errors` and no row in `pixels` (undefined if none decoded).
+   */
+  preprocess(images: Buffer[]): Promise<{ pixels?: Pixels; errors: Array<string | undefined> }>;
+  /** One model call: a row of `dim` float32 per image. */
+  run(pixels: Pixels): Promise<Float32Array[]>;
+  /** The preprocessing config, part of the cache key. */
+  preprocessor: Record<string, unknown>;
+  /** onnxruntime-node's version, part of the cache key. */
+  runtime: string;
+  dispose(): Promise<void>;
+}
+
+export function onnxRuntimeVersion(): string {
+  const req = createRequire(createRequire(import.meta.url).resolve('@huggingface/transformers'));
+  return (JSON.parse(readFileSync(req.resolve('onnxruntime-node/package.json'), 'utf8')) as { version: string })
+    .version;
+}
+
+export async function loadEmbedder(opts: EmbedderOptions): Promise<Embedder> {
+  const t = await import('@huggingface/transformers');
+  t.env.allowRemoteModels = false;
+  t.env.allowLocalModels = true;
+  t.env.localModelPath = `${opts.modelsRoot}${path.sep}`;
+  t.env.useBrowserCache = false;
+  const processor = await t.AutoProcessor.from_pretrained(opts.id);
+  const model = await t.CLIPVisionModelWithProjection.from_pretrained(opts.id, {
+    dtype: opts.dtype,
+    device: 'cpu',
+    session_options: opts.threads > 0 ? { intraOpNumThreads: opts.threads, interOpNumThreads: 1 } : {},
+  });
+  const preprocessor = JSON.parse(
+    readFileSync(path.join(opts.modelsRoot, ...opts.id.split('/'), 'preprocessor_config.json'), 'utf8'),
+  ) as Record<string, unknown>;
+
+  return {
+    preprocessor,
+    runtime: onnxRuntimeVersion(),
+    async preprocess(images) {
+      const errors: Array<string | undefined> = [];
+      const decoded = await Promise.all(
+        images.map((b, i) =>
+          t.RawImage.fromBlob(new Blob([new Uint8Array(b)])).catch((e: Error) => {
+            errors[i] = e.message.split('\n')[0];
+            return undefined;
+          }),
+        ),
+      );
+      const good = decoded.filter((r) => r !== undefined);
+      if (good.length === 0) return { errors };
+      const { pixel_values } = await processor(good);
+      return { pixels: pixel_values, errors };
+    },
+    async run(pixels) {
+      const out = (await model({ pixel_values: pixels })) as Record<string, { dims: number[]; data: Float32Array }>;
+      const embeds = out.image_embeds;
+      if (!embeds) {
+        throw new Error(
+          `model '${opts.id}' returned ${Object.keys(out).join(', ') || 'nothing'}, not image_embeds: ` +
+            'a CLIP vision model with projection (onnx/vision_model*.onnx) must output image_embeds [batch, dim]',
+        );
+      }
+      const [n, dim] = embeds.dims;
+      const batch = (pixels as { dims: number[] }).dims[0];
+      if (embeds.dims.length !== 2 || n !== batch || !(dim > 0)) {
+        throw new Error(
+          `model '${opts.id}' output image_embeds has shape [${embeds.dims.join(', ')}]; expected [${batch}, dim]`,
+        );
+      }
+      return Array.from({ length: n }, (_, i) => embeds.data.slice(i * dim, (i + 1) * dim));
+    },
+    async dispose() {
+      await model.dispose();
+    },
+  };
+}

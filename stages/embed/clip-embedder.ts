@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import type { Dtype } from './model-files.ts';
 
 export interface EmbedderOptions {
@@ -14,6 +15,8 @@ export interface EmbedderOptions {
   dtype: Dtype;
   /** onnxruntime intra-op threads; 0 lets onnxruntime decide. */
   threads: number;
+  /** Worker threads that decode and preprocess (0: on the main thread). */
+  preprocessWorkers: number;
 }
 
 /** Preprocessed pixels for a batch, opaque to the caller. */
@@ -56,10 +59,16 @@ export async function loadEmbedder(opts: EmbedderOptions): Promise<Embedder> {
     readFileSync(path.join(opts.modelsRoot, ...opts.id.split('/'), 'preprocessor_config.json'), 'utf8'),
   ) as Record<string, unknown>;
 
+  const pool = opts.preprocessWorkers > 0 ? await PreprocessPool.start(opts, opts.preprocessWorkers) : undefined;
+
   return {
     preprocessor,
     runtime: onnxRuntimeVersion(),
     async preprocess(images) {
+      if (pool) {
+        const r = await pool.run(images);
+        return { pixels: r.data ? new t.Tensor('float32', r.data, r.dims as number[]) : undefined, errors: r.errors };
+      }
       const errors: Array<string | undefined> = [];
       const decoded = await Promise.all(
         images.map((b, i) =>
@@ -93,7 +102,71 @@ export async function loadEmbedder(opts: EmbedderOptions): Promise<Embedder> {
       return Array.from({ length: n }, (_, i) => embeds.data.slice(i * dim, (i + 1) * dim));
     },
     async dispose() {
+      await pool?.stop();
       await model.dispose();
     },
   };
+}
+
+interface Preprocessed {
+  id?: number;
+  data?: Float32Array;
+  dims?: number[];
+  errors: Array<string | undefined>;
+  fatal?: string;
+}
+
+/** Worker threads running the model's processor; batches go round-robin, answers come back by id. */
+class PreprocessPool {
+  private next = 0;
+  private seq = 0;
+  private waiting = new Map<number, { resolve: (r: Preprocessed) => void; reject: (e: Error) => void }>();
+
+  private constructor(private workers: Worker[]) {
+    for (const w of workers) {
+      w.on('message', (m: Preprocessed) => {
+        const p = this.waiting.get(m.id as number);
+        if (!p) return;
+        this.waiting.delete(m.id as number);
+        if (m.fatal) p.reject(new Error(`preprocessing failed: ${m.fatal}`));
+        else p.resolve(m);
+      });
+      w.on('error', (e) => {
+        for (const p of this.waiting.values()) p.reject(e);
+        this.waiting.clear();
+      });
+    }
+  }
+
+  static async start(opts: EmbedderOptions, n: number): Promise<PreprocessPool> {
+    const file = new URL('./preprocess-worker.mjs', import.meta.url);
+    const workers = await Promise.all(
+      Array.from({ length: n }, async () => {
+        const w = new Worker(file, {
+          workerData: { localModelPath: `${opts.modelsRoot}${path.sep}`, id: opts.id },
+          execArgv: [],
+        });
+        await new Promise<void>((resolve, reject) => {
+          w.once('message', () => resolve());
+          w.once('error', reject);
+        });
+        return w;
+      }),
+    );
+    return new PreprocessPool(workers);
+  }
+
+  run(images: Buffer[]): Promise<Preprocessed> {
+    const id = this.seq++;
+    const w = this.workers[this.next++ % this.workers.length];
+    const buffers = images.map((b) => b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      w.postMessage({ id, images: buffers }, buffers as ArrayBuffer[]);
+    });
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
 }

@@ -4,6 +4,7 @@
 
 import { closeSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { Blake3Hasher } from '@napi-rs/blake-hash';
 import type { StageContext } from '../../engine/index.ts';
@@ -84,17 +85,26 @@ export async function embedAll(ctx: StageContext<EmbedParams>): Promise<EmbedMet
 
   if (todo.length > 0) {
     ctx.log.info(`embedding ${todo.length} of ${items.length} images (${items.length - todo.length} cached)`);
-    const embedder = await loadEmbedder({ modelsRoot, id: p.model, dtype: p.dtype, threads: p.threads });
+    // Preprocessing runs in worker threads, beside onnxruntime's own threads: with a small model it is
+    // most of the work, with a large one the workers wait on the model most of the time.
+    const embedder = await loadEmbedder({
+      modelsRoot,
+      id: p.model,
+      dtype: p.dtype,
+      threads: p.threads,
+      preprocessWorkers: Math.min(availableParallelism(), 4),
+    });
     try {
       const batches = chunk(todo, p.batch);
       const prepare = async (batch: Item[]) =>
         embedder.preprocess(await Promise.all(batch.map((it) => readFile(it.file))));
-      let next = prepare(batches[0]);
+      // Decode and preprocess up to AHEAD batches while the model runs the current one.
+      const AHEAD = 3;
+      const queue = batches.slice(0, AHEAD).map(prepare);
       for (const [b, batch] of batches.entries()) {
         ctx.signal.throwIfAborted();
-        const { pixels, errors } = await next;
-        // Decode and preprocess the next batch while the model runs this one.
-        if (b + 1 < batches.length) next = prepare(batches[b + 1]);
+        const { pixels, errors } = await (queue.shift() as ReturnType<typeof prepare>);
+        if (b + AHEAD < batches.length) queue.push(prepare(batches[b + AHEAD]));
         const ok = batch.filter((it, i) => {
           if (errors[i] === undefined) return true;
           if (p.on_error === 'fail') {

@@ -3,7 +3,11 @@
 // increments, invalidation by dtype and by model files, bad images, bad models, and Ctrl-C midway.
 
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { writeManifest } from '../stages/download/manifest.ts';
 import { renderFace } from '../stages/download/synthetic-faces.ts';
@@ -217,6 +221,62 @@ describe('embed stage: bad images and bad models', () => {
     ok(await p.cli('run', '--set', 'embed.model=local/mine'));
     assert.equal(meta(p).computed, 10);
     assert.ok(maxDiff(before, matrix(p).data) > 1e-3);
+  });
+});
+
+describe('model stage: a model from a hub in the Hugging Face layout, on loopback', () => {
+  let server: Server;
+  let hub: string;
+  const requests: string[] = [];
+  let files: string;
+  before(async () => {
+    files = mkdtempSync(path.join(tmpdir(), 'hub-'));
+    await writeClipFixture(path.join(files, 'org/clip-test'), { preset: 'tiny', seed: 4 });
+    server = createServer((req, res) => {
+      requests.push(req.url ?? '');
+      const m = /^\/org\/clip-test\/resolve\/main\/(.+)$/.exec(req.url ?? '');
+      const file = m && path.join(files, 'org/clip-test', decodeURIComponent(m[1]));
+      if (!file || !existsSync(file)) {
+        res.writeHead(404);
+        res.end();
+        return;
+      }
+      const body = readFileSync(file);
+      res.writeHead(200, { 'content-length': body.length });
+      res.end(body);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    hub = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  after(() => {
+    server.close();
+    rmSync(files, { recursive: true, force: true });
+  });
+
+  test('downloads the files the dtype needs into models/<id>/, then embeds with them', async () => {
+    const p = await handMade(6);
+    try {
+      const r = await p.cli('run', '--set', 'embed.model=org/clip-test', '--set', `embed.hub=${hub}`);
+      ok(r);
+      assert.deepEqual(requests.sort(), [
+        '/org/clip-test/resolve/main/config.json',
+        '/org/clip-test/resolve/main/onnx/vision_model.onnx',
+        '/org/clip-test/resolve/main/preprocessor_config.json',
+      ]);
+      assert.deepEqual(
+        readFileSync(p.path('models/org/clip-test/onnx/vision_model.onnx')),
+        readFileSync(path.join(files, 'org/clip-test/onnx/vision_model.onnx')),
+      );
+      assert.equal(meta(p).source, 'hub');
+      assert.equal(meta(p).count, 6);
+      // An id the hub does not have: the error says what is missing and how to fill the folder.
+      const bad = await p.cli('run', '--set', 'embed.model=org/absent', '--set', `embed.hub=${hub}`);
+      assert.notEqual(bad.exitCode, 0);
+      assert.match(bad.stdout + bad.stderr, /404/);
+      assert.match(bad.stdout + bad.stderr, /huggingface-cli download org\/absent --local-dir models\/org\/absent/);
+    } finally {
+      p.remove();
+    }
   });
 });
 

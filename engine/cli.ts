@@ -8,6 +8,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { registerCacheCommands } from './cli-cache.ts';
+import { registerExpCommands } from './cli-exp.ts';
 import { type CommonOpts, common, EXIT, open, positiveInt, withWorkspaceLock } from './cli-session.ts';
 import { renderAscii, renderDot, renderMermaid } from './dag-render.ts';
 import { describeFailure, isDefinitionFailure, PipelineError } from './failure.ts';
@@ -143,6 +144,16 @@ export async function cli(pipeline: Pipeline, argv: string[]): Promise<number> {
     .action(async (targets: string[], o) => {
       code = await statusCommand(pipeline, targets, o);
     });
+  common(program.command('watch').argument('[stages...]', 'targets (default: all)'))
+    .description('keep the targets up to date: rerun what each saved change makes stale, until Ctrl-C')
+    .option('--debounce <ms>', 'quiet time after a change before running', '200')
+    .addOption(new Option('-j, --jobs <n>', 'stages to run at once (default: cores)'))
+    .option('-k, --keep-going', 'after a failure, still run the stages that do not depend on it')
+    .option('--no-run-cache', 'run stale stages even when their outs for these inputs are in the cache')
+    .action(async (targets: string[], o) => {
+      const { watchCommand } = await import('./watch-cli.ts');
+      code = await watchCommand(pipeline, targets, o);
+    });
   registerCacheCommands(program, pipeline, (c) => {
     code = c;
   });
@@ -153,6 +164,9 @@ export async function cli(pipeline: Pipeline, argv: string[]): Promise<number> {
     .action((o) => {
       code = dagCommand(pipeline, o);
     });
+  registerExpCommands(program, pipeline, (c) => {
+    code = c;
+  });
   try {
     await program.parseAsync(argv, { from: 'user' });
   } catch (e) {

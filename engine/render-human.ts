@@ -3,7 +3,7 @@
 
 import cliProgress from 'cli-progress';
 import pc from 'picocolors';
-import type { Event, Logger, StageSummary } from './events.ts';
+import type { Event, Logger, StageSummary, WatchOutcome } from './events.ts';
 import { describeFailure } from './failure.ts';
 import { describeReason } from './status.ts';
 
@@ -148,6 +148,45 @@ export function humanLogger(opts: HumanOptions): Logger {
         break;
       case 'interrupt':
         print(c.yellow(`${e.signal}: stopping running stages; nothing is recorded for them (again to force)`));
+        break;
+      case 'watch-cycle': {
+        if (e.cycle === 1) break;
+        const listed = e.changes.map((ch) => `${ch.path}${ch.change === 'modified' ? '' : ` (${ch.change})`}`);
+        const more = e.count > listed.length ? ` and ${e.count - listed.length} more` : '';
+        print(`${c.cyan('↻')} ${listed.join(', ')}${more}${e.reload ? c.dim(': reloading the pipeline') : ''}`);
+        break;
+      }
+      case 'watch-reload':
+        print(c.dim(`  ${e.file}: ${e.stages.length} stages (${e.stages.join(', ')})`));
+        break;
+      case 'watch-cancel':
+        print(
+          c.yellow(
+            `${e.paths.join(', ')} changed while ${e.stages.join(', ')} ran: stopping the run (nothing recorded); it starts again`,
+          ),
+        );
+        break;
+      case 'watch-error':
+        print(`${c.red('✗')} ${c.red(e.message)}`);
+        print(c.dim('  still watching: save a fix and the pipeline runs again'));
+        break;
+      case 'watch-idle': {
+        const mark: Record<WatchOutcome, string> = {
+          ran: c.green('✓'),
+          restored: c.green('↺'),
+          fresh: c.dim('·'),
+          failed: c.red('✗'),
+          skipped: c.yellow('-'),
+          cancelled: c.yellow('⊘'),
+        };
+        const stages = e.stages.map((s) => `${mark[s.outcome]} ${s.name}`).join('  ');
+        print(c.dim(`watching ${e.watching} paths, Ctrl-C to stop`) + (stages ? `  ${stages}` : ''));
+        break;
+      }
+      case 'watch-stop':
+        print(
+          `stopped watching after ${fmtSeconds(e.seconds)}: ${e.cycles} cycles, ${e.ran} stage runs, ${e.failed} failed, ${e.cancelled} cancelled`,
+        );
         break;
       case 'run-summary': {
         for (const bar of active.keys()) dropBar(bar);

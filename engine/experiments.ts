@@ -56,6 +56,8 @@ export interface ExperimentRecord {
   workspace?: string;
   /** A failed experiment's stage logs, kept (`.pipeline/experiments/logs/<name>`). */
   logs?: string;
+  /** Where its report outs were copied (`reports/<name>`). */
+  reports?: string[];
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -281,6 +283,19 @@ export async function runExperiment(opts: RunExperimentOptions): Promise<Experim
       ...(opts.keep ? { workspace: path.relative(opts.root, dir) } : {}),
       ...(failed && existsSync(logs) ? { logs: path.relative(opts.root, logs) } : {}),
     };
+    // Reports (outs with role 'report') outlive the workspace: reports/latest -> reports/<name>.
+    if (!failed) {
+      const copied: string[] = [];
+      for (const out of opts.graph.stages.flatMap((s) => s.outs.filter((o) => o.role === 'report'))) {
+        const from = path.join(dir, out.path);
+        if (!existsSync(from)) continue;
+        const to = path.join(path.dirname(out.path), name);
+        rmSync(path.join(opts.root, to), { recursive: true, force: true });
+        cpSync(from, path.join(opts.root, to), { recursive: true });
+        copied.push(to);
+      }
+      if (copied.length > 0) record.reports = copied;
+    }
     saveExperiment(opts.root, record);
     emit({ type: 'exp-done', name, record });
     return { record, interrupted: false, exitCode };

@@ -8,8 +8,11 @@ export type StageName = string & { readonly __brand: 'StageName' };
 /** A path relative to the project root, always with forward slashes. */
 export type RelPath = string & { readonly __brand: 'RelPath' };
 
-/** What an out is for: plain data, a metrics file (for `metrics show`), or a plot source. */
-export type OutRole = 'out' | 'metrics' | 'plots';
+/**
+ * What an out is for: plain data, a metrics file (for `metrics show`), a plot source, or a report (a
+ * document for people: `exp run` copies it beside itself under the experiment's name).
+ */
+export type OutRole = 'out' | 'metrics' | 'plots' | 'report';
 
 export interface OutSpec {
   path: string;

@@ -34,7 +34,8 @@ export default stage<ReportParams>('report', {
     'data/faces/manifest.json',
   ],
   params: ['report.*', 'data.*', 'labels.*', 'embed.*', 'split.*', 'train.*'],
-  outs: ['reports/latest'],
+  // role report: `exp run` copies it to reports/<experiment>/ before its workspace goes.
+  outs: [{ path: 'reports/latest', role: 'report' }],
   async run(ctx) {
     const { readReportInputs } = await import('./report/inputs.ts');
     const { renderRunReport, writeReportFiles } = await import('./report/report-doc.ts');

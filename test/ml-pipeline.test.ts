@@ -68,6 +68,35 @@ describe('the ML pipeline, end to end, offline', () => {
     assert.equal(p.read('artifacts/train/model/weights.bin'), weights, 'same seed, same backend: same weights');
   });
 
+  test("the seed's GLU sweep: 6 experiments, 2 at a time, upstream shared, a ranked report", async () => {
+    const r = await p.cli(
+      'exp',
+      'sweep',
+      'configs/sweeps/glu.yaml',
+      '--jobs',
+      '2',
+      '--json',
+      ...SMALL,
+      '--set',
+      'train.max_epochs=3',
+    );
+    assert.equal(r.exitCode, 0, r.stdout + r.stderr);
+    const shown = JSON.parse((await p.cli('exp', 'show', '--sweep', 'glu', '--json')).stdout);
+    const rows = (Array.isArray(shown) ? shown : shown.experiments) as Array<Record<string, unknown>>;
+    assert.equal(rows.length, 6);
+    const record = JSON.parse(p.read('.pipeline/experiments/glu-02.json'));
+    assert.equal(record.status, 'success');
+    // Upstream of train was restored from the run-cache or fresh, never computed again.
+    for (const s of ['download', 'model', 'embed', 'split']) assert.notEqual(record.stages[s].outcome, 'ran', s);
+    assert.equal(record.stages.train.outcome, 'ran');
+    const md = p.read('reports/sweeps/glu.md');
+    assert.match(md, /glu/);
+    assert.match(md, /relu/);
+    assert.match(md, /±/);
+    assert.ok(p.exists('reports/sweeps/glu.html'));
+    assert.ok(p.exists('reports/glu-01/report.html'), "each experiment's report is kept");
+  });
+
   test('an unknown activation names the valid ones; bad hidden sizes name the bad value', async () => {
     const r = await p.cli('run', ...SMALL, '--set', 'train.activation=swishy');
     assert.notEqual(r.exitCode, 0);

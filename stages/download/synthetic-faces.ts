@@ -7,6 +7,8 @@
 // sunglasses (a fixed share of faces) hide the eyes entirely, so no model can beat
 // 1 - sunglasses_share / 2 on average (about 93% with the default share).
 
+import { mulberry32 } from '../random.ts';
+
 export interface FaceAttributes {
   eye_state: 'open' | 'closed';
   expression: 'neutral' | 'smile' | 'frown';
@@ -23,20 +25,7 @@ const SKIN = ['#f1c27d', '#e0ac69', '#c68642', '#8d5524', '#ffdbac', '#a0522d'];
 const HAIR = ['#2c1b0e', '#4b2e1e', '#a55728', '#d6b370', '#1c1c1c', '#8c8c8c', '#b8860b'];
 const BACKGROUND = ['#dfe7ef', '#f4e1d2', '#d8f0d8', '#e8e8e8', '#c9d6df', '#fff3c4', '#efd9f7', '#9fb3c8'];
 
-/**
- * mulberry32: a tiny seeded PRNG. Written here on purpose: the dataset must be byte-for-byte the same
- * on every machine and for every future version, which a dependency's generator does not promise.
- */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 
 const pick = <T>(r: () => number, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)];
 

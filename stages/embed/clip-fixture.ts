@@ -22,6 +22,7 @@
 
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { mulberry32 } from '../random.ts';
 import { type Attr, float, GraphBuilder, int, ints } from './onnx-graph.ts';
 
 export type FixturePreset = 'tiny' | 'vit-b32';
@@ -44,19 +45,13 @@ const IMAGE_SIZE = 224;
 const EMBED_DIM = 512;
 const LN_EPS = 1e-5;
 
-/** mulberry32, seeded per tensor from (seed, tensor name) so adding a tensor never shifts the others. */
+/** Uniform on [-scale, scale], seeded per tensor from (seed, tensor name) so adding a tensor never shifts the others. */
 function uniform(seed: number, name: string, n: number, scale: number): Float32Array {
   let h = 0x811c9dc5 ^ Math.imul(seed | 0, 0x9e3779b1);
   for (let i = 0; i < name.length; i++) h = Math.imul(h ^ name.charCodeAt(i), 0x01000193);
-  let a = h >>> 0;
+  const rand = mulberry32(h);
   const out = new Float32Array(n);
-  const k = (2 * scale) / 4294967296;
-  for (let i = 0; i < n; i++) {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = ((t ^ (t >>> 14)) >>> 0) * k - scale;
-  }
+  for (let i = 0; i < n; i++) out[i] = (2 * rand() - 1) * scale;
   return out;
 }
 

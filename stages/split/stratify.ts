@@ -2,6 +2,8 @@
 // part has each class in the same proportion. Pure: the same ids, labels, ratios and seed give the same
 // three lists on any machine.
 
+import { mulberry32, shuffle } from '../random.ts';
+
 export interface SplitParts {
   train: string[];
   val: string[];
@@ -9,18 +11,6 @@ export interface SplitParts {
 }
 
 export const PART_NAMES = ['train', 'val', 'test'] as const;
-
-/** mulberry32: small, fast, and the same on every platform. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function checkRatios(ratios: unknown): [number, number, number] {
   const ok =
@@ -72,11 +62,7 @@ export function stratifiedSplit(
   const parts: SplitParts = { train: [], val: [], test: [] };
   const rand = mulberry32(seed);
   for (const label of [...byClass.keys()].sort()) {
-    const ids = [...(byClass.get(label) as string[])].sort();
-    for (let i = ids.length - 1; i > 0; i--) {
-      const j = Math.floor(rand() * (i + 1));
-      [ids[i], ids[j]] = [ids[j], ids[i]];
-    }
+    const ids = shuffle([...(byClass.get(label) as string[])].sort(), rand);
     const [a, b] = counts(ids.length, ratios);
     parts.train.push(...ids.slice(0, a));
     parts.val.push(...ids.slice(a, a + b));

@@ -5,7 +5,9 @@
 // Independent streams come from hashing (seed, stream) with splitmix32 so that, for example, changing the
 // number of epochs does not change the initial weights.
 
-export type Rng = () => number; // uniform in [0, 1)
+import { mulberry32, type Rng } from '../random.ts';
+
+export { type Rng, shuffle } from '../random.ts';
 
 export const STREAM = { init: 1, shuffle: 2, dropout: 3 } as const;
 
@@ -18,22 +20,5 @@ function splitmix32(x: number): number {
 
 export function makeRng(seed: number, stream = 0): Rng {
   if (!Number.isInteger(seed)) throw new Error(`seed must be an integer, got ${seed}`);
-  let state = splitmix32(splitmix32(seed | 0) ^ Math.imul(stream + 1, 0x27d4eb2d));
-  return () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Fisher-Yates, in place. */
-export function shuffle(order: Int32Array, rand: Rng): Int32Array {
-  for (let i = order.length - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1));
-    const t = order[i];
-    order[i] = order[j];
-    order[j] = t;
-  }
-  return order;
+  return mulberry32(splitmix32(splitmix32(seed | 0) ^ Math.imul(stream + 1, 0x27d4eb2d)));
 }

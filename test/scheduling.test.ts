@@ -151,26 +151,46 @@ await runIfMain(import.meta.url, pipeline);
   });
 
   test('one run at a time: --no-wait fails, a second run waits, status does not block', async () => {
-    const p = project({ slow: timedStage('slow', 2500) });
+    // The stage holds the run until the test writes `release`: no race against a timer.
+    const gated = `stage('slow', {
+  deps: ['data/in.txt'],
+  outs: ['out/slow.txt'],
+  async run(ctx) {
+    appendFileSync(ctx.path('runs.log'), 'slow\\n');
+    while (!existsSync(ctx.path('release'))) await new Promise((r) => setTimeout(r, 50));
+    writeFileSync(ctx.outs[0], 'done');
+  },
+})`;
+    const p = project({ slow: gated });
+    p.write(
+      'pipeline.ts',
+      p.read('pipeline.ts').replace('import { appendFileSync,', 'import { appendFileSync, existsSync,'),
+    );
     projects.push(p);
     const first = p.spawn(['run']);
     // Wait until the first run is inside its stage.
-    for (let i = 0; i < 100 && !p.exists('runs.log'); i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 300 && !p.exists('runs.log'); i++) await new Promise((r) => setTimeout(r, 100));
     assert.ok(p.exists('runs.log'), 'first run started its stage');
 
     const noWait = await p.cli('run', '--no-wait');
     assert.equal(noWait.exitCode, 2);
     assert.match(noWait.stderr, /another run \(pid \d+\) holds this workspace/);
 
-    const t0 = Date.now();
+    // The first run cannot finish before `release`, so an answer here proves status did not wait.
     const status = await p.statusJson();
     assert.equal(status.stages[0].state, 'never-run');
-    assert.ok(Date.now() - t0 < 2000, 'status did not wait for the run');
 
-    const second = await p.cli('run');
-    assert.equal(second.exitCode, 0);
-    assert.match(second.stdout, /another run \(pid \d+\) holds this workspace; waiting/);
-    assert.match(second.stdout, /0 ran, 1 fresh/, 'the waiting run found the stage already done');
+    const second = p.spawn(['run']);
+    let out = '';
+    second.stdout?.on('data', (d: Buffer) => {
+      out += d;
+    });
+    for (let i = 0; i < 300 && !/waiting/.test(out); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.match(out, /another run \(pid \d+\) holds this workspace; waiting/);
+    p.write('release', '');
+    const r2 = await second;
+    assert.equal(r2.exitCode, 0);
+    assert.match(String(r2.stdout), /0 ran, 1 fresh/, 'the waiting run found the stage already done');
     assert.equal((await first).exitCode, 0);
     assert.deepEqual(p.runs(), ['slow']);
   });

@@ -39,7 +39,6 @@ const NEVER = ['.pipeline', '.git', 'node_modules'];
 export const within = (p: string, dir: string) => dir === '' || p === dir || p.startsWith(`${dir}/`);
 
 interface Glob {
-  pattern: string;
   base: string;
   match: (p: string) => boolean;
 }
@@ -63,7 +62,6 @@ export class WatchMatcher {
     this.globs = deps
       .filter((d) => isDynamicPattern(d))
       .map((pattern) => ({
-        pattern,
         base: picomatch.scan(pattern).base,
         match: picomatch(pattern, { dot: true }),
       }))

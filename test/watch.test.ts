@@ -205,6 +205,22 @@ describe('watch: a chain of stages', () => {
     assert.deepEqual(w.started(cycle, idle), ['extra']);
     p.runs();
   });
+
+  test('a failing stage is shown, the watcher goes on, and the fix runs', async () => {
+    const good = p.read('stages/extra.ts');
+    let m = w.mark();
+    p.write('stages/extra.ts', good.replace('async run(ctx) {', 'async run(ctx) {\n    throw new Error("boom");'));
+    const failed = await w.next(m, 'stage-failure', (e) => e.stage === 'extra');
+    assert.equal(failed.event.failure.reason, 'threw');
+    const idle = await w.next(failed.at, 'watch-idle');
+    assert.equal(idle.event.stages.find((s) => s.name === 'extra')?.outcome, 'failed');
+
+    m = w.mark();
+    p.write('stages/extra.ts', `${good}\n// fixed\n`);
+    await w.next(m, 'stage-success', (e) => e.stage === 'extra');
+    await w.next(m, 'watch-idle');
+    p.runs();
+  });
 });
 
 /**

@@ -48,6 +48,16 @@ export class Fingerprinter {
     }
   }
 
+  /**
+   * Take over another command's path hashes except those `changed` touches: for a long-lived caller
+   * (`watch`) that is told by the file system what changed, so unchanged folders are not walked again.
+   */
+  carryOver(from: Fingerprinter, changed: string[]): void {
+    for (const [key, h] of from.memo) {
+      if (!changed.some((c) => within(key, c) || within(c, key)) && !/[*?[{]/.test(key)) this.memo.set(key, h);
+    }
+  }
+
   /** Resolve every stage's code modules in one esbuild pass. */
   async loadCodeDeps(stages: GraphStage[]): Promise<void> {
     const modules = stages.filter((s) => s.stage.run).map((s) => s.stage.sourceModule);

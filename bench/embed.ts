@@ -61,9 +61,10 @@ async function addImages(p: Project, from: number, to: number): Promise<void> {
   } catch {}
   const noise = Buffer.alloc(96 * 96 * 3);
   for (let i = from; i < to; i++) {
-    let s = i * 2654435761;
+    // An LCG in 32-bit integer arithmetic (Math.imul): every image distinct, none deduplicated.
+    let s = Math.imul(i + 1, 2654435761) >>> 0;
     for (let j = 0; j < noise.length; j++) {
-      s = (s * 1103515245 + 12345) >>> 0;
+      s = (Math.imul(s, 1103515245) + 12345) >>> 0;
       noise[j] = s >>> 24;
     }
     const id = String(i).padStart(5, '0');
@@ -77,6 +78,7 @@ async function addImages(p: Project, from: number, to: number): Promise<void> {
 }
 
 interface Meta {
+  phases: Record<string, number>;
   computed: number;
   seconds: number;
   images_per_second: number;
@@ -141,6 +143,7 @@ async function increment(p: Project, model: string, images: number, full: Awaite
     `${((100 * inc.meta.seconds) / full.meta.seconds).toFixed(1)}%`,
   );
   note('  +1% command wall / full command wall', `${((100 * inc.wall) / full.wall).toFixed(1)}%`);
+  note('  +1% stage phases (s)', JSON.stringify(inc.meta.phases));
 }
 
 console.log(`embed benchmark: ${IMAGES} images, batch ${BATCH}, ${THREADS} onnxruntime thread(s)\n`);

@@ -49,17 +49,19 @@ export async function loadEmbedder(opts: EmbedderOptions): Promise<Embedder> {
   t.env.allowLocalModels = true;
   t.env.localModelPath = `${opts.modelsRoot}${path.sep}`;
   t.env.useBrowserCache = false;
-  const processor = await t.AutoProcessor.from_pretrained(opts.id);
-  const model = await t.CLIPVisionModelWithProjection.from_pretrained(opts.id, {
-    dtype: opts.dtype,
-    device: 'cpu',
-    session_options: opts.threads > 0 ? { intraOpNumThreads: opts.threads, interOpNumThreads: 1 } : {},
-  });
+  // The model, its processor and the preprocessing workers load at the same time.
+  const [processor, model, pool] = await Promise.all([
+    t.AutoProcessor.from_pretrained(opts.id),
+    t.CLIPVisionModelWithProjection.from_pretrained(opts.id, {
+      dtype: opts.dtype,
+      device: 'cpu',
+      session_options: opts.threads > 0 ? { intraOpNumThreads: opts.threads, interOpNumThreads: 1 } : {},
+    }),
+    opts.preprocessWorkers > 0 ? PreprocessPool.start(opts, opts.preprocessWorkers) : undefined,
+  ]);
   const preprocessor = JSON.parse(
     readFileSync(path.join(opts.modelsRoot, ...opts.id.split('/'), 'preprocessor_config.json'), 'utf8'),
   ) as Record<string, unknown>;
-
-  const pool = opts.preprocessWorkers > 0 ? await PreprocessPool.start(opts, opts.preprocessWorkers) : undefined;
 
   return {
     preprocessor,

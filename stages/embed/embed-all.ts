@@ -33,6 +33,8 @@ export interface EmbedMeta {
   cache_key: string;
   versions: Record<string, string>;
   seconds: number;
+  /** Seconds spent hashing images, loading the model, embedding, writing the outputs. */
+  phases: Record<string, number>;
   images_per_second: number | null;
 }
 
@@ -69,6 +71,7 @@ export async function embedAll(ctx: StageContext<EmbedParams>): Promise<EmbedMet
   const cache = new EmbedCache(cacheRoot, keyParts);
 
   // Hash every image (cheap next to the model), keep only the hashes.
+  const tHash = performance.now();
   const items: Item[] = [];
   for (const group of chunk(manifest.items, 64)) {
     ctx.signal.throwIfAborted();
@@ -81,7 +84,8 @@ export async function embedAll(ctx: StageContext<EmbedParams>): Promise<EmbedMet
   const failed = new Map<string, string>();
   let computed = 0;
   let calls = 0;
-  const t0 = performance.now();
+  const phases = { hash: (performance.now() - tHash) / 1000, load: 0, embed: 0, write: 0 };
+  let t0 = performance.now();
 
   if (todo.length > 0) {
     ctx.log.info(`embedding ${todo.length} of ${items.length} images (${items.length - todo.length} cached)`);
@@ -92,8 +96,11 @@ export async function embedAll(ctx: StageContext<EmbedParams>): Promise<EmbedMet
       id: p.model,
       dtype: p.dtype,
       threads: p.threads,
-      preprocessWorkers: Math.min(availableParallelism(), 4),
+      // No more workers than batches: a small increment should not pay for idle ones.
+      preprocessWorkers: Math.min(availableParallelism(), 4, Math.ceil(todo.length / p.batch)),
     });
+    phases.load = (performance.now() - t0) / 1000;
+    t0 = performance.now();
     try {
       const batches = chunk(todo, p.batch);
       const prepare = async (batch: Item[]) =>
@@ -138,6 +145,8 @@ export async function embedAll(ctx: StageContext<EmbedParams>): Promise<EmbedMet
     }
   }
   const embedSecs = (performance.now() - t0) / 1000;
+  if (todo.length > 0) phases.embed = embedSecs;
+  const tWrite = performance.now();
 
   // The outputs, in manifest order, one row at a time.
   mkdirSync(outDir, { recursive: true });
@@ -158,6 +167,7 @@ export async function embedAll(ctx: StageContext<EmbedParams>): Promise<EmbedMet
     path.join(outDir, 'ids.csv'),
     `row,id,label\n${kept.map((it, i) => `${i},${it.id},${csvField(it.label)}`).join('\n')}\n`,
   );
+  phases.write = (performance.now() - tWrite) / 1000;
   const meta: EmbedMeta = {
     model: p.model,
     source: materialized?.source ?? 'local',
@@ -177,6 +187,7 @@ export async function embedAll(ctx: StageContext<EmbedParams>): Promise<EmbedMet
       transformers: packageVersion('@huggingface/transformers'),
     },
     seconds: Number(((performance.now() - started) / 1000).toFixed(2)),
+    phases: Object.fromEntries(Object.entries(phases).map(([k, v]) => [k, Number(v.toFixed(2))])),
     images_per_second: computed > 0 ? Number((computed / embedSecs).toFixed(1)) : null,
   };
   writeFileSync(path.join(outDir, 'meta.json'), `${JSON.stringify(meta, null, 2)}\n`);

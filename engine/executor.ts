@@ -188,6 +188,11 @@ export async function runPipeline(ws: Workspace, opts: RunOptions): Promise<RunR
     const replaced = s.outs.filter((o) => !o.persist).map((o) => o.path);
     backupOuts(ws.root, s.name, replaced);
     for (const p of outPaths) mkdirSync(path.dirname(path.join(ws.root, p)), { recursive: true });
+    // Folder and glob deps' listings go to the cache first: `ctx.depFiles` reads them there.
+    await saveDepListings(ws, s);
+    const depHashes = Object.fromEntries(
+      [...(await fp.hash(s.deps))].map(([d, h]) => [d, h.listing ? (h.hash ?? null) : null]),
+    );
     let failure: Failure | undefined = await spawnStage({
       name: s.name,
       root: ws.root,
@@ -201,6 +206,8 @@ export async function runPipeline(ws: Workspace, opts: RunOptions): Promise<RunR
             params: nestParams(fp.params(s)),
             deps: s.deps,
             outs: outPaths,
+            depHashes,
+            cacheDir: ws.cache.dir,
           }
         : undefined,
       signal,
@@ -234,7 +241,6 @@ export async function runPipeline(ws: Workspace, opts: RunOptions): Promise<RunR
     });
     ws.lock.stages[s.name] = { ...fingerprint, outs: outRecords };
     writeLock(ws.root, ws.lock);
-    await saveDepListings(ws, s);
     discardBackup(ws.root, s.name);
     ws.statCache.save();
     emit({ type: 'stage-success', stage: s.name, seconds });

@@ -26,6 +26,10 @@ export interface StageJob {
   params: Record<string, unknown>;
   deps: string[];
   outs: string[];
+  /** Each dep's content hash where it is a folder or glob (its listing is in the cache), else null. */
+  depHashes: Record<string, string | null>;
+  /** The content-addressed cache, where `listings/<hash>.json` are. */
+  cacheDir: string;
 }
 
 export type WorkerMessage =

@@ -50,6 +50,12 @@ export interface StageContext<P = Record<string, unknown>> {
   outs: string[];
   /** Resolve a project-relative path. */
   path(rel: string): string;
+  /**
+   * A folder or glob dep's files (relative to the folder, or to the project for a glob) and their BLAKE3
+   * content hashes, as the engine hashed them for the fingerprint: a stage that keys work by file content
+   * need not read every file again. `dep` as declared (or its absolute path).
+   */
+  depFiles(dep: string): Map<string, ContentHash>;
   /** Aborted on Ctrl-C, SIGTERM, or when the run is cancelled: stop promptly and throw. */
   signal: AbortSignal;
   progress(update: ProgressUpdate): void;

@@ -2,11 +2,12 @@
 // (which declares but does not run the CLI, since this file is the entry point), builds `ctx`, runs the
 // stage, and reports progress, logs and errors back as IPC messages.
 
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { getOneMessage, sendMessage } from 'execa';
 import type { StageJob, WorkerMessage } from './spawn-stage.ts';
-import type { Pipeline, StageContext } from './types.ts';
+import type { ContentHash, Pipeline, StageContext } from './types.ts';
 
 const pending = new Set<Promise<void>>();
 const send = (m: WorkerMessage) => {
@@ -44,6 +45,18 @@ async function main(): Promise<void> {
     deps: job.deps.map((d) => path.join(job.root, d)),
     outs: job.outs.map((o) => path.join(job.root, o)),
     path: (rel) => path.join(job.root, rel),
+    depFiles: (dep) => {
+      const rel = path.relative(job.root, path.resolve(job.root, dep)).split(path.sep).join('/');
+      const hash = job.depHashes[rel];
+      if (!hash) {
+        throw new Error(
+          `depFiles('${dep}'): not a folder or glob dep of stage '${job.stage}' (its deps: ${job.deps.join(', ')})`,
+        );
+      }
+      const file = path.join(job.cacheDir, 'listings', `${hash}.json`);
+      const listing = JSON.parse(readFileSync(file, 'utf8')) as Array<[string, ContentHash]>;
+      return new Map(listing);
+    },
     signal: controller.signal,
     progress: (progress) => {
       // At most ~10 updates a second cross the process boundary.

@@ -70,13 +70,16 @@ export async function embedAll(ctx: StageContext<EmbedParams>): Promise<EmbedMet
   };
   const cache = new EmbedCache(cacheRoot, keyParts);
 
-  // Hash every image (cheap next to the model), keep only the hashes.
+  // Every image's content hash: the engine's own (it hashed data/faces for the fingerprint), else read.
   const tHash = performance.now();
+  const known = ctx.depFiles(facesDir);
   const items: Item[] = [];
   for (const group of chunk(manifest.items, 64)) {
     ctx.signal.throwIfAborted();
     const files = group.map((m) => path.join(facesDir, m.path));
-    const hashes = await Promise.all(files.map(async (f) => imageHash(await readFile(f))));
+    const hashes = await Promise.all(
+      group.map(async (m, i) => known.get(m.path) ?? imageHash(await readFile(files[i]))),
+    );
     for (const [i, m] of group.entries()) items.push({ id: m.id, label: m.label, file: files[i], hash: hashes[i] });
     ctx.progress({ done: items.length, total: manifest.items.length, unit: 'images', message: 'hashing' });
   }

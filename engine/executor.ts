@@ -37,6 +37,11 @@ export interface RunOptions {
   pullFrom?: Remote;
   /** Upload each stage's outs and run entry here after it succeeds (`run --push`). */
   pushTo?: Remote;
+  /**
+   * A signal of one stage's own (`watch`: its inputs changed while it ran). Aborting it stops that stage
+   * as Ctrl-C would (nothing recorded, outs put back); stages running beside it go on.
+   */
+  stageSignal?: (stage: string) => AbortSignal;
 }
 
 export interface RunResult {
@@ -210,7 +215,7 @@ export async function runPipeline(ws: Workspace, opts: RunOptions): Promise<RunR
             cacheDir: ws.cache.dir,
           }
         : undefined,
-      signal,
+      signal: opts.stageSignal ? AbortSignal.any([signal, opts.stageSignal(s.name)]) : signal,
       emit,
     });
     fp.invalidate(outPaths);

@@ -54,7 +54,9 @@ interface Cycle {
   controller: AbortController;
   ws?: Workspace;
   running: Set<string>;
-  cancelled: boolean;
+  /** One per started stage: cancelling a stage leaves the others running. */
+  stageControllers: Map<string, AbortController>;
+  cancelled: Set<string>;
 }
 
 /** Changed paths listed in a `watch-cycle` or `watch-cancel` event; the rest are counted. */
@@ -169,14 +171,13 @@ class PipelineWatcher {
   }
 
   /**
-   * Stop the run if a stage in it has had its inputs changed: its deps, its code (or the module that
-   * declares it), or the value of a config key it reads. The executor has one signal per run, so any
-   * other stage running alongside stops too and reruns in the next cycle.
+   * Stop each running stage whose inputs changed: its deps, its code (or the module that declares it), or
+   * the value of a config key it reads. Stages running beside it go on; it reruns in the next cycle.
    */
   private cancelIfAffected(cycle: Cycle): void {
     const { ws } = cycle;
     const matcher = this.matcher;
-    if (!ws || !matcher || cycle.cancelled || cycle.running.size === 0) return;
+    if (!ws || !matcher || cycle.running.size === 0) return;
     const paths = [...this.pending.keys()];
     let tree: ConfigTree | undefined;
     if (paths.some((p) => matcher.isConfig(p))) {
@@ -187,6 +188,7 @@ class PipelineWatcher {
       }
     }
     const affected = [...cycle.running].filter((name) => {
+      if (cycle.cancelled.has(name)) return false;
       const node = ws.graph.byName.get(name as StageName);
       if (!node) return false;
       const code = [...ws.fingerprinter.codeFiles(node), normalizePath(this.root, node.stage.sourceModule)];
@@ -200,9 +202,9 @@ class PipelineWatcher {
       }
     });
     if (affected.length === 0) return;
-    cycle.cancelled = true;
+    for (const name of affected) cycle.cancelled.add(name);
     this.opts.emit({ type: 'watch-cancel', stages: affected, paths: paths.slice(0, LISTED) });
-    cycle.controller.abort();
+    for (const name of affected) cycle.stageControllers.get(name)?.abort();
   }
 
   private async runCycle(changes: Map<string, ChangeKind>): Promise<void> {
@@ -222,7 +224,12 @@ class PipelineWatcher {
     this.lastFingerprinter = undefined;
     if (reload && !(await this.reload())) return;
 
-    const cycle: Cycle = { controller: new AbortController(), running: new Set(), cancelled: false };
+    const cycle: Cycle = {
+      controller: new AbortController(),
+      running: new Set(),
+      stageControllers: new Map(),
+      cancelled: new Set(),
+    };
     this.cycle = cycle;
     const runSignal = AbortSignal.any([signal, cycle.controller.signal]);
     const aborted = new Set<string>();
@@ -253,6 +260,11 @@ class PipelineWatcher {
         signal: runSignal,
         emit: this.tracker(cycle, aborted),
         runCache: this.opts.runCache,
+        stageSignal: (name) => {
+          const c = new AbortController();
+          cycle.stageControllers.set(name, c);
+          return c.signal;
+        },
       });
       // Only a run that went to its end leaves hashes worth keeping (a cancelled one put outs back).
       this.lastFingerprinter = result.interrupted ? undefined : ws.fingerprinter;

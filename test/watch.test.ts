@@ -247,6 +247,74 @@ function slowProject(): Project {
   });
 }
 
+/** Two stages that each wait for their own file, so both run at once for as long as the test likes. */
+function twoGatedProject(): Project {
+  const gated = (name: string, dep: string, gate: string) =>
+    countingStage(name, {
+      deps: [dep],
+      outs: [`out/${name}.txt`],
+      imports: `import { existsSync } from 'node:fs';`,
+      body: `writeFileSync(ctx.path('${name}.started'), input);
+    while (!existsSync(ctx.path('${gate}'))) {
+      if (ctx.signal.aborted) throw new Error('stopped');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    writeFileSync(ctx.outs[0], '${name}:' + input);`,
+    });
+  return Project.create({
+    'data/in.txt': 'v1',
+    'data/other.txt': 'w1',
+    release: '',
+    'release-other': '',
+    'stages/slow.ts': gated('slow', 'data/in.txt', 'release'),
+    'stages/other.ts': gated('other', 'data/other.txt', 'release-other'),
+    'pipeline.ts': pipelineFile(['slow', 'other']),
+  });
+}
+
+describe('watch: cancelling one of two running stages', () => {
+  test('only the stage whose input changed is stopped and rerun; the one beside it finishes once', async () => {
+    const p = twoGatedProject();
+    const w = new Watcher(p, ['--debounce', '200', '--jobs', '2']);
+    try {
+      await w.next(0, 'watch-idle');
+      assert.deepEqual(p.runs(), ['other', 'slow']);
+      rmSync(p.path('release'));
+      rmSync(p.path('release-other'));
+      let m = w.mark();
+      p.write('data/in.txt', 'v2');
+      p.write('data/other.txt', 'w2');
+      await w.next(m, 'stage-start', (e) => e.stage === 'slow');
+      await w.next(m, 'stage-start', (e) => e.stage === 'other');
+      for (let i = 0; i < 600 && !(p.read('slow.started') === 'v2' && p.read('other.started') === 'w2'); i++)
+        await sleep(100);
+
+      m = w.mark();
+      p.write('data/in.txt', 'v3');
+      const cancel = await w.next(m, 'watch-cancel');
+      assert.deepEqual(cancel.event.stages, ['slow']);
+      await w.next(cancel.at, 'stage-failure', (e) => e.stage === 'slow');
+      p.write('release-other', '');
+      const done = await w.next(cancel.at, 'stage-success', (e) => e.stage === 'other');
+      assert.ok(
+        !w.events.slice(m).some((e) => e.type === 'stage-failure' && e.stage === 'other'),
+        'other was not stopped',
+      );
+      const again = await w.next(done.at, 'stage-start', (e) => e.stage === 'slow');
+      for (let i = 0; i < 600 && p.read('slow.started') !== 'v3'; i++) await sleep(100);
+      p.write('release', '');
+      await w.next(again.at, 'stage-success', (e) => e.stage === 'slow');
+      await w.next(again.at, 'watch-idle');
+      assert.equal(p.read('out/slow.txt'), 'slow:v3');
+      assert.equal(p.read('out/other.txt'), 'other:w2');
+      assert.deepEqual(p.runs(), ['other', 'slow', 'slow'], 'other ran once, slow twice');
+    } finally {
+      await w.stop();
+      p.remove();
+    }
+  });
+});
+
 describe('watch: cancelling, folders, Ctrl-C', () => {
   let p: Project;
   let w: Watcher;

@@ -115,10 +115,15 @@ describe('embed stage on the generated faces and the generated model', () => {
   });
 });
 
-let tmpCount = 0;
+/** `data` as a temp .npy file (readNpy reads files), removed when the tests end. */
+const tmpFiles: string[] = [];
+after(() => {
+  for (const f of tmpFiles) rmSync(f, { force: true });
+});
 function writeTmp(data: Buffer): string {
-  const f = `${process.env.TMPDIR ?? '/tmp'}/embed-test-${process.pid}-${tmpCount++}.npy`;
+  const f = path.join(tmpdir(), `embed-test-${process.pid}-${tmpFiles.length}.npy`);
   writeFileSync(f, data);
+  tmpFiles.push(f);
   return f;
 }
 

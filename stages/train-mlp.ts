@@ -30,7 +30,9 @@ export interface TrainParams {
 
 export default stage<TrainParams>('train', {
   description: 'MLP on the embeddings (TensorFlow.js, AdamW, early stopping) -> artifacts/train',
-  deps: ['artifacts/embeddings', 'artifacts/split'],
+  // The matrix and its row index, not meta.json: that records timings, and an embed rerun that gives the
+  // same embeddings must not retrain.
+  deps: ['artifacts/embeddings/embeddings.npy', 'artifacts/embeddings/ids.csv', 'artifacts/split'],
   params: ['train.*'],
   outs: ['artifacts/train'],
   async run(ctx) {
@@ -42,10 +44,10 @@ export default stage<TrainParams>('train', {
     const { saveModel } = await import('./train/save.ts');
     const { loadSplitData } = await import('./train/load-data.ts');
 
-    const [embeddings, split] = ctx.deps;
+    const [npy, , split] = ctx.deps;
     const [out] = ctx.outs;
     const started = performance.now();
-    const data = loadSplitData(embeddings, split);
+    const data = loadSplitData(path.dirname(npy), split);
     const backend = await selectBackend(t.backend, (m) => ctx.log.info(m));
     ctx.log.info(`backend: ${backend.detail}`);
     const model = buildMlp({

@@ -46,6 +46,9 @@ describe('the ML pipeline, end to end, offline', () => {
     assert.match(p.read('reports/latest/report.html'), /<svg/);
     const again = await p.cli('run', ...SMALL);
     assert.deepEqual(ranStages(again.stdout), [], 'second run: all fresh');
+    // Embedding again gives the same matrix: only the report (it shows embed's timings) runs after it.
+    assert.equal((await p.cli('run', 'embed', '--force', ...SMALL)).exitCode, 0);
+    assert.deepEqual(ranStages((await p.cli('run', ...SMALL)).stdout), ['report'], 'early cutoff after embed');
   });
 
   test('a new split.seed reruns split and what follows, nothing upstream', async () => {

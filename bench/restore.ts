@@ -117,12 +117,22 @@ async function main(): Promise<void> {
   await shell('rm -rf artifacts');
   await cli('checkout');
   const runAfter = await time(() => cli('run'));
+  // Files written less than 2 s before a command are in the stat cache's racy window (a write in the
+  // same timestamp tick could go unseen) and are read once more; past it, nothing is read.
+  await shell('rm -rf artifacts');
+  await cli('checkout');
+  await new Promise((r) => setTimeout(r, 2100));
+  const runLater = await time(() => cli('run'));
   const status = await paired(
     () => cli('status'),
     async () => undefined,
   );
-  note('no-op run right after checkout', `${runAfter.toFixed(3)} s`);
-  note('no-op status', `${status.toFixed(3)} s (run after checkout: ${(runAfter / status).toFixed(2)}x; goal 1x)`);
+  note('no-op run right after checkout', `${runAfter.toFixed(3)} s (inside the 2 s racy window)`);
+  note('no-op run 2 s after checkout', `${runLater.toFixed(3)} s`);
+  note(
+    'no-op status',
+    `${status.toFixed(3)} s (run after checkout: ${(runAfter / status).toFixed(2)}x right after, ${(runLater / status).toFixed(2)}x 2 s later; goal 1x)`,
+  );
 }
 
 await main();

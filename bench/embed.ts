@@ -17,7 +17,7 @@ import { parseArgs } from 'node:util';
 import { execa } from 'execa';
 import sharp from 'sharp';
 import { writeManifest } from '../stages/download/manifest.ts';
-import { Project } from '../test/rig.ts';
+import { MODEL_EMBED_PIPELINE, Project } from '../test/rig.ts';
 
 const { values } = parseArgs({
   options: {
@@ -38,16 +38,7 @@ const note = (k: string, v: string) => console.log(`${k.padEnd(46)} ${v}`);
 /** A project with model + embed only, over `count` noise images written here. */
 async function project(count: number): Promise<Project> {
   const p = Project.repoCopy();
-  p.write(
-    'pipeline.ts',
-    `import { definePipeline, runIfMain } from './engine/index.ts';
-import embed from './stages/embed-clip.ts';
-import model from './stages/fetch-model.ts';
-const pipeline = definePipeline([model, embed]);
-export default pipeline;
-await runIfMain(import.meta.url, pipeline);
-`,
-  );
+  p.write('pipeline.ts', MODEL_EMBED_PIPELINE);
   await addImages(p, 0, count);
   return p;
 }
@@ -160,15 +151,7 @@ for (const model of MODELS) {
     note('  overhead ratio, loop / bare (goal >= 0.9)', `${(full.meta.images_per_second / bare).toFixed(2)}x`);
     note('  overhead ratio, whole stage / bare', `${(stageRate / bare).toFixed(2)}x`);
 
-    const extra = Math.max(1, Math.round(IMAGES * 0.01));
-    await addImages(p, IMAGES, IMAGES + extra);
-    const inc = await runStage(p, model);
-    note(`  +1% (${extra} images): embedded`, `${inc.meta.computed}`);
-    note(
-      '  +1% stage time / full stage time (goal <= 2%)',
-      `${((100 * inc.meta.seconds) / full.meta.seconds).toFixed(1)}%`,
-    );
-    note('  +1% command wall / full command wall', `${((100 * inc.wall) / full.wall).toFixed(1)}%`);
+    await increment(p, model, IMAGES, full);
     console.log();
   } finally {
     p.remove();

@@ -13,7 +13,7 @@ import { writeManifest } from '../stages/download/manifest.ts';
 import { renderFace } from '../stages/download/synthetic-faces.ts';
 import { writeClipFixture } from '../stages/embed/clip-fixture.ts';
 import { readNpy } from '../stages/embed/npy.ts';
-import { Project } from './rig.ts';
+import { MODEL_EMBED_PIPELINE, Project } from './rig.ts';
 
 interface Meta {
   count: number;
@@ -130,16 +130,7 @@ function writeTmp(data: Buffer): string {
 /** A project whose faces are written by the test (no download stage), to plant bad images. */
 async function handMade(count: number): Promise<Project> {
   const p = Project.repoCopy().offline();
-  p.write(
-    'pipeline.ts',
-    `import { definePipeline, runIfMain } from './engine/index.ts';
-import embed from './stages/embed-clip.ts';
-import model from './stages/fetch-model.ts';
-const pipeline = definePipeline([model, embed]);
-export default pipeline;
-await runIfMain(import.meta.url, pipeline);
-`,
-  );
+  p.write('pipeline.ts', MODEL_EMBED_PIPELINE);
   mkdirSync(p.path('data/faces/images'), { recursive: true });
   const items = [];
   for (let i = 0; i < count; i++) {

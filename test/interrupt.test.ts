@@ -2,21 +2,9 @@
 // come back, exit 130; the next run completes. A killed engine is recovered on the next run.
 
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { after, describe, test } from 'node:test';
-import { ENGINE, Project } from './rig.ts';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Running, not a zombie (in a container, nobody may reap orphans). */
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
+import { alive, ENGINE, Project, sleep } from './rig.ts';
 
 async function waitFor(p: Project, rel: string): Promise<void> {
   for (let i = 0; i < 150 && !p.exists(rel); i++) await sleep(100);

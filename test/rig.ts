@@ -20,6 +20,27 @@ export interface CliResult {
 /** Loaded into a child with `--import`: any connection beyond loopback throws (tests run offline). */
 export const NO_NETWORK = path.join(REPO, 'test', 'no-network.mjs');
 
+/** A repository copy's pipeline with only the `model` and `embed` stages: the faces are the caller's. */
+export const MODEL_EMBED_PIPELINE = `import { definePipeline, runIfMain } from './engine/index.ts';
+import embed from './stages/embed-clip.ts';
+import model from './stages/fetch-model.ts';
+const pipeline = definePipeline([model, embed]);
+export default pipeline;
+await runIfMain(import.meta.url, pipeline);
+`;
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Running, not a zombie (in a container, nobody may reap orphans). */
+export function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
 export class Project {
   /** Extra environment for every CLI child (e.g. NODE_OPTIONS to block the network). */
   env: Record<string, string> = {};

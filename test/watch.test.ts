@@ -2,24 +2,13 @@
 // ran. Every wait is for an event the watcher prints, with a generous timeout; nothing is timed.
 
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { after, before, describe, test } from 'node:test';
 import type { Event } from '../engine/events.ts';
-import { chainProject, countingStage, ENGINE, Project, pipelineFile } from './rig.ts';
+import { alive, chainProject, countingStage, ENGINE, Project, pipelineFile, sleep } from './rig.ts';
 
 const WAIT_MS = 90_000;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Running, not a zombie. */
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
 
 /** `pipeline watch --json` in a child process, its events parsed as they arrive. */
 class Watcher {

@@ -2,7 +2,7 @@
 // (`CLIPVisionModelWithProjection` + `AutoProcessor`, never the network: the `model` stage has put the
 // files there), preprocess image bytes, and run batches. Third-party code stays behind this file.
 
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -15,7 +15,7 @@ export interface EmbedderOptions {
   dtype: Dtype;
   /** onnxruntime intra-op threads; 0 lets onnxruntime decide. */
   threads: number;
-  /** Worker threads that decode and preprocess (0: on the main thread). */
+  /** Worker threads that decode and preprocess (at least 1). */
   preprocessWorkers: number;
 }
 
@@ -30,18 +30,28 @@ export interface Embedder {
   preprocess(images: Buffer[]): Promise<{ pixels?: Pixels; errors: Array<string | undefined> }>;
   /** One model call: a row of `dim` float32 per image. */
   run(pixels: Pixels): Promise<Float32Array[]>;
-  /** The preprocessing config, part of the cache key. */
-  preprocessor: Record<string, unknown>;
-  /** onnxruntime-node's version, part of the cache key. */
-  runtime: string;
   dispose(): Promise<void>;
 }
 
-export function onnxRuntimeVersion(): string {
-  const req = createRequire(createRequire(import.meta.url).resolve('@huggingface/transformers'));
-  return (JSON.parse(readFileSync(req.resolve('onnxruntime-node/package.json'), 'utf8')) as { version: string })
-    .version;
+/** The version of package `name` as resolved from `from` (a file path or URL): its package.json above its entry. */
+export function packageVersion(name: string, from: string = import.meta.url): string {
+  try {
+    const entry = createRequire(from).resolve(name);
+    for (let dir = path.dirname(entry); dir !== path.dirname(dir); dir = path.dirname(dir)) {
+      const file = path.join(dir, 'package.json');
+      if (!existsSync(file)) continue;
+      const pkg = JSON.parse(readFileSync(file, 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === name) return pkg.version ?? 'unknown';
+    }
+  } catch {
+    // not resolvable from here
+  }
+  return 'unknown';
 }
+
+/** The onnxruntime-node that transformers.js itself loads. */
+export const onnxRuntimeVersion = () =>
+  packageVersion('onnxruntime-node', createRequire(import.meta.url).resolve('@huggingface/transformers'));
 
 export async function loadEmbedder(opts: EmbedderOptions): Promise<Embedder> {
   const t = await import('@huggingface/transformers');
@@ -49,41 +59,20 @@ export async function loadEmbedder(opts: EmbedderOptions): Promise<Embedder> {
   t.env.allowLocalModels = true;
   t.env.localModelPath = `${opts.modelsRoot}${path.sep}`;
   t.env.useBrowserCache = false;
-  // The model, its processor and the preprocessing workers load at the same time.
-  const [processor, model, pool] = await Promise.all([
-    t.AutoProcessor.from_pretrained(opts.id),
+  // The model and the preprocessing workers (each with the model's processor) load at the same time.
+  const [model, pool] = await Promise.all([
     t.CLIPVisionModelWithProjection.from_pretrained(opts.id, {
       dtype: opts.dtype,
       device: 'cpu',
       session_options: opts.threads > 0 ? { intraOpNumThreads: opts.threads, interOpNumThreads: 1 } : {},
     }),
-    opts.preprocessWorkers > 0 ? PreprocessPool.start(opts, opts.preprocessWorkers) : undefined,
+    PreprocessPool.start(opts, Math.max(1, opts.preprocessWorkers)),
   ]);
-  const preprocessor = JSON.parse(
-    readFileSync(path.join(opts.modelsRoot, ...opts.id.split('/'), 'preprocessor_config.json'), 'utf8'),
-  ) as Record<string, unknown>;
 
   return {
-    preprocessor,
-    runtime: onnxRuntimeVersion(),
     async preprocess(images) {
-      if (pool) {
-        const r = await pool.run(images);
-        return { pixels: r.data ? new t.Tensor('float32', r.data, r.dims as number[]) : undefined, errors: r.errors };
-      }
-      const errors: Array<string | undefined> = [];
-      const decoded = await Promise.all(
-        images.map((b, i) =>
-          t.RawImage.fromBlob(new Blob([new Uint8Array(b)])).catch((e: Error) => {
-            errors[i] = e.message.split('\n')[0];
-            return undefined;
-          }),
-        ),
-      );
-      const good = decoded.filter((r) => r !== undefined);
-      if (good.length === 0) return { errors };
-      const { pixel_values } = await processor(good);
-      return { pixels: pixel_values, errors };
+      const r = await pool.run(images);
+      return { pixels: r.data ? new t.Tensor('float32', r.data, r.dims as number[]) : undefined, errors: r.errors };
     },
     async run(pixels) {
       const out = (await model({ pixel_values: pixels })) as Record<string, { dims: number[]; data: Float32Array }>;
@@ -104,7 +93,7 @@ export async function loadEmbedder(opts: EmbedderOptions): Promise<Embedder> {
       return Array.from({ length: n }, (_, i) => embeds.data.slice(i * dim, (i + 1) * dim));
     },
     async dispose() {
-      await pool?.stop();
+      await pool.stop();
       await model.dispose();
     },
   };

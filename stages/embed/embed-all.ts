@@ -2,16 +2,15 @@
 // in batches (the next batch is decoded and preprocessed while the model runs the current one), then
 // write the matrix in manifest order, streaming row by row.
 
-import { closeSync, mkdirSync, openSync, readFileSync, readSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
-import { Blake3Hasher } from '@napi-rs/blake-hash';
 import type { StageContext } from '../../engine/index.ts';
 import type { Manifest } from '../download/manifest.ts';
 import type { EmbedParams } from '../embed-clip.ts';
 import type { Materialized } from '../fetch-model.ts';
-import { type Embedder, loadEmbedder, onnxRuntimeVersion } from './clip-embedder.ts';
+import { type Embedder, loadEmbedder, onnxRuntimeVersion, packageVersion } from './clip-embedder.ts';
 import { EmbedCache, imageHash } from './embed-cache.ts';
 import { missingFiles, missingModelMessage, modelDir, onnxFile } from './model-files.ts';
 import { NpyWriter } from './npy.ts';
@@ -58,11 +57,18 @@ export async function embedAll(ctx: StageContext<EmbedParams>): Promise<EmbedMet
   if (!Number.isInteger(p.batch) || p.batch < 1)
     throw new Error(`embed.batch must be a positive integer, not ${p.batch}`);
 
-  // The cache key: everything that changes an image's embedding, and nothing else.
+  // The cache key: everything that changes an image's embedding, and nothing else. The model files'
+  // hashes are the engine's (models/ is a dep), not read again: a ViT-B/32 file is 350 MB.
+  const modelHashes = ctx.depFiles(modelsRoot);
   const keyParts = {
     model: p.model,
     files: Object.fromEntries(
-      ['config.json', 'preprocessor_config.json', onnxFile(p.dtype)].map((f) => [f, hashFile(path.join(dir, f))]),
+      ['config.json', 'preprocessor_config.json', onnxFile(p.dtype)].map((f) => {
+        const hash = modelHashes.get(path.relative(modelsRoot, path.join(dir, f)).split(path.sep).join('/'));
+        if (!hash)
+          throw new Error(`${path.relative(ctx.root, path.join(dir, f))} appeared after the run began; run again`);
+        return [f, hash];
+      }),
     ),
     dtype: p.dtype,
     preprocessor: readJson(path.join(dir, 'preprocessor_config.json')),
@@ -219,19 +225,6 @@ function normalize(v: Float32Array): void {
 const chunk = <T>(xs: T[], n: number): T[][] =>
   Array.from({ length: Math.ceil(xs.length / n) }, (_, i) => xs.slice(i * n, (i + 1) * n));
 
-/** BLAKE3 of a file, streamed: a 350 MB model is never held whole. */
-function hashFile(file: string): string {
-  const h = new Blake3Hasher();
-  const buf = Buffer.allocUnsafe(1 << 20);
-  const fd = openSync(file, 'r');
-  try {
-    for (let n = readSync(fd, buf); n > 0; n = readSync(fd, buf)) h.update(buf.subarray(0, n));
-  } finally {
-    closeSync(fd);
-  }
-  return h.digest('hex');
-}
-
 const csvField = (s: string) => (/[",\n]/.test(s) ? `"${s.replaceAll('"', '""')}"` : s);
 
 function readJson<T = Record<string, unknown>>(file: string): T | undefined {
@@ -240,20 +233,4 @@ function readJson<T = Record<string, unknown>>(file: string): T | undefined {
   } catch {
     return undefined;
   }
-}
-
-function packageVersion(name: string): string {
-  try {
-    const req = (import.meta as { resolve?: (s: string) => string }).resolve;
-    const entry = req ? new URL(req(name)).pathname : '';
-    let dir = path.dirname(entry);
-    while (dir !== path.dirname(dir)) {
-      const pkg = readJson<{ name?: string; version?: string }>(path.join(dir, 'package.json'));
-      if (pkg?.name === name) return pkg.version ?? 'unknown';
-      dir = path.dirname(dir);
-    }
-  } catch {
-    // fall through
-  }
-  return 'unknown';
 }

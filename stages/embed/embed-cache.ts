@@ -67,10 +67,6 @@ export class EmbedCache {
     if (this.shards().length > MAX_SHARDS) this.compact();
   }
 
-  get size(): number {
-    return this.index.size + this.pending.length;
-  }
-
   has(hash: string): boolean {
     return this.index.has(hash);
   }

@@ -1,22 +1,23 @@
 // The stat cache of a folder dep or out, one binary record per folder in `.pipeline/dirs/`. A no-op
 // `status` on a 70,000-file folder must cost little more than stat'ing the files, so a record is laid
 // out to be compared without parsing: the sorted names as one string (compared whole), the stats as a
-// BigUint64Array (size, mtime ns, inode, ctime ns per file) and the hashes as 32 bytes per file. When
+// Float64Array (size, mtime ms, inode, ctime ms per file: what a plain `stat` gives, without the
+// BigInt objects that a nanosecond stat costs per file) and the hashes as 32 bytes per file. When
 // nothing changed, the folder's hash is read from the record instead of being recomputed.
 //
-//   "PLD1" | count u32 | names bytes u32 | names (utf8, '\n'-joined) | pad to 8
-//   | stats: count*4 i64 | hashes: count*32 | folder hash: 32 | total size f64
+//   "PLD2" | count u32 | names bytes u32 | names (utf8, '\n'-joined) | pad to 8
+//   | stats: count*4 f64 | hashes: count*32 | folder hash: 32 | total size f64
 
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { blake3 } from '@napi-rs/blake-hash';
 
-const MAGIC = 'PLD1';
+const MAGIC = 'PLD2';
 
 export interface DirRecord {
   names: string;
   count: number;
-  stats: BigUint64Array;
+  stats: Float64Array;
   hashes: Buffer;
   hash: Buffer;
   size: number;
@@ -42,7 +43,7 @@ export function readRecord(file: string): DirRecord | undefined {
   const endAt = hashesAt + count * 32;
   if (buf.length !== endAt + 40) return undefined; // truncated or foreign: just a cache miss
   // Copy the stats into an aligned array (the file buffer's offset may not be 8-aligned).
-  const stats = new BigUint64Array(count * 4);
+  const stats = new Float64Array(count * 4);
   Buffer.from(stats.buffer).set(buf.subarray(statsAt, hashesAt));
   return {
     names: buf.toString('utf8', 12, 12 + namesLen),

@@ -6,21 +6,21 @@ import { Blake3Hasher, blake3 } from '@napi-rs/blake-hash';
 
 /**
  * Hash `file` and write its 32-byte digest into `out` at `offset`. With `stats`, also write the open
- * file's (size, mtime ns, inode, ctime ns) at `stats[offset / 8 ...]`: the stat that goes with exactly
+ * file's (size, mtime ms, inode, ctime ms) at `stats[offset / 8 ...]`: the stat that goes with exactly
  * the bytes hashed, taken without a second path lookup.
  * @param {string} file @param {Buffer} buf a scratch buffer @param {Buffer} out @param {number} offset
- * @param {BigUint64Array} [stats]
+ * @param {Float64Array} [stats]
  */
 export function hashFileTo(file, buf, out, offset, stats) {
   const fd = openSync(file, 'r');
   try {
     if (stats) {
-      const st = fstatSync(fd, { bigint: true });
+      const st = fstatSync(fd);
       const at = offset / 8;
       stats[at] = st.size;
-      stats[at + 1] = st.mtimeNs;
+      stats[at + 1] = st.mtimeMs;
       stats[at + 2] = st.ino;
-      stats[at + 3] = st.ctimeNs;
+      stats[at + 3] = st.ctimeMs;
     }
     let n = readSync(fd, buf, 0, buf.length, null);
     if (n < buf.length) {
@@ -42,11 +42,11 @@ export function hashFileTo(file, buf, out, offset, stats) {
  * Hash a batch of files: digests (32 bytes a file), stats (4 a file) and per-file errors, the shape a
  * batch travels in between the hash pool and its workers.
  * @param {string[]} files @param {Buffer} buf a scratch buffer
- * @returns {{ digests: Buffer, stats: BigUint64Array, errors: Array<[number, string]> }}
+ * @returns {{ digests: Buffer, stats: Float64Array, errors: Array<[number, string]> }}
  */
 export function hashBatch(files, buf) {
   const digests = Buffer.alloc(files.length * 32);
-  const stats = new BigUint64Array(files.length * 4);
+  const stats = new Float64Array(files.length * 4);
   /** @type {Array<[number, string]>} */
   const errors = [];
   for (let i = 0; i < files.length; i++) {

@@ -8,13 +8,13 @@ import { hashBatch } from './hash-file.mjs';
 
 const BATCH = 1024;
 
-/** A file's digest (32 bytes) and its (size, mtime ns, inode, ctime ns) as read from the open file. */
-export type Hashed = { digest: Buffer; stats: BigUint64Array } | Error;
+/** A file's digest (32 bytes) and its (size, mtime ms, inode, ctime ms) as read from the open file. */
+export type Hashed = { digest: Buffer; stats: Float64Array } | Error;
 
 interface Batch {
   files: string[];
   /** Called with this batch's digests (32 bytes a file), stats (4 a file) and per-file errors. */
-  done: (digests: Buffer, stats: BigUint64Array, errors: Array<[number, string]>) => void;
+  done: (digests: Buffer, stats: Float64Array, errors: Array<[number, string]>) => void;
 }
 
 /**
@@ -24,7 +24,7 @@ interface Batch {
  */
 export interface Sink {
   hashes: Buffer;
-  stats: BigUint64Array;
+  stats: Float64Array;
   errors: string[];
   /** The file's name for an error message (made only when one is needed). */
   keyOf: (index: number) => string;
@@ -100,7 +100,7 @@ export class HashPool {
       const w = new Worker(new URL('./hash-worker.mjs', import.meta.url), { execArgv: [] });
       w.on(
         'message',
-        (m: { id: number; digests: Uint8Array; stats: BigUint64Array; errors: Array<[number, string]> }) => {
+        (m: { id: number; digests: Uint8Array; stats: Float64Array; errors: Array<[number, string]> }) => {
           const job = this.inFlight.get(m.id);
           if (!job) return;
           this.inFlight.delete(m.id);

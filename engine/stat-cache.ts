@@ -11,7 +11,8 @@ import path from 'node:path';
 import type { ContentHash } from './types.ts';
 
 const VERSION = 1;
-export const RACY_NS = 2_000_000_000n;
+export const RACY_MS = 2000;
+export const RACY_NS = BigInt(RACY_MS) * 1_000_000n;
 
 type Entry = [size: number, mtimeNs: string, ino: string, ctimeNs: string, hash: string];
 

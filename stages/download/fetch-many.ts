@@ -74,6 +74,7 @@ export async function fetchMany(
             md5: item.md5,
             signal: opts.signal,
             dirExists: true,
+            noPart: !inFolder(path.dirname(item.dest)).has(`${path.basename(item.dest)}.part`),
             onBytes: (n) => {
               result.bytes += n;
             },

@@ -127,7 +127,8 @@ export class HashPool {
     this.pending.push(
       new Promise<void>((resolve, reject) => {
         this.inFlight.set(id, { worker, batch, resolve, reject });
-        worker.postMessage({ id, files: batch.files });
+        // One string, not 1024: cloning it costs a fraction. NUL cannot occur in a path.
+        worker.postMessage({ id, files: batch.files.join('\0') });
       }),
     );
   }

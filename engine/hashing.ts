@@ -8,7 +8,7 @@ import path from 'node:path';
 import { blake3 } from '@napi-rs/blake-hash';
 import { globSync, isDynamicPattern } from 'tinyglobby';
 import { readRecord, recordFile, writeRecord } from './dir-cache.ts';
-import { HashPool } from './hash-pool.ts';
+import { HashPool, type Sink } from './hash-pool.ts';
 import { RACY_MS, RACY_NS, type StatCache } from './stat-cache.ts';
 import type { ContentHash } from './types.ts';
 
@@ -44,6 +44,29 @@ export function hashListing(entries: Array<[string, string]>): ContentHash {
   return hashBytes(entries.map(([p, h]) => `${p}\0${h}\n`).join(''));
 }
 
+const HEX = Buffer.from('0123456789abcdef');
+
+/**
+ * `hashListing` of names and their 32-byte digests, written straight into one buffer: for a folder of
+ * 70,000 files this spares 140,000 strings and half the time.
+ */
+export function hashNamesDigests(names: string[], digests: Buffer): ContentHash {
+  let bytes = 0;
+  for (const n of names) bytes += Buffer.byteLength(n) + 66;
+  const buf = Buffer.allocUnsafe(bytes);
+  let at = 0;
+  for (let i = 0; i < names.length; i++) {
+    at += buf.write(names[i], at, 'utf8');
+    buf[at++] = 0;
+    for (let j = i * 32, end = j + 32; j < end; j++) {
+      buf[at++] = HEX[digests[j] >> 4];
+      buf[at++] = HEX[digests[j] & 15];
+    }
+    buf[at++] = 10;
+  }
+  return hashBytes(buf);
+}
+
 const byPath = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 /** A folder's files, sorted by relative path, and with `withStats` each one's stat. */
@@ -59,9 +82,10 @@ export interface Walk {
  * own, a subfolder as `name/`, and descended into in that order: that is the order of the full paths,
  * without sorting 70,000 paths at the end. With `withStats`, one `stat` per entry both tells files from
  * folders and gives the file's stat (plain numbers: BigInt stats cost a third more per file); without
- * it, the folder's entry types do, and no file is stat'ed.
+ * it, the folder's entry types do, and no file is stat'ed. `onFile` hears of each file, with its index
+ * in `names`, as the walk finds it (files come out in their final order).
  */
-export function walkFiles(dir: string, withStats = false): Walk {
+export function walkFiles(dir: string, withStats = false, onFile?: (abs: string, index: number) => void): Walk {
   const names: string[] = [];
   const stats: number[] = [];
   const visit = (abs: string, rel: string) => {
@@ -95,6 +119,7 @@ export function walkFiles(dir: string, withStats = false): Walk {
       const key = keys[i];
       if (key.endsWith('/')) visit(`${abs}/${key.slice(0, -1)}`, rel + key);
       else {
+        onFile?.(`${abs}/${key}`, names.length);
         names.push(rel + key);
         if (withStats) stats.push(here[i * 4], here[i * 4 + 1], here[i * 4 + 2], here[i * 4 + 3]);
       }
@@ -241,7 +266,26 @@ export class Hasher {
     // Without a record (first time), every file must be read anyway: skip the stat in the walk and take
     // it from the open file in the hashing thread. Results land in `hashes` / `stats` directly.
     const cold = rec === undefined;
-    const walk = walkFiles(abs, !cold);
+    const queued: number[] = [];
+    // Where hashed files' results land; its buffers are sized once the walk is done, which is before
+    // any result can arrive (they come in on this thread's event loop, or in drain()).
+    const sink: Sink = {
+      hashes: Buffer.alloc(0),
+      stats: new Float64Array(0),
+      errors: run.errors,
+      keyOf: (i) => `${rel}/${names[i]}`,
+    };
+    // Cold: each file goes to the pool as the walk finds it, so the first workers start while it goes on.
+    const walk = walkFiles(
+      abs,
+      !cold,
+      cold
+        ? (file, i) => {
+            queued.push(i);
+            run.pool.add(file, sink, i);
+          }
+        : undefined,
+    );
     const names = walk.names;
     const joined = names.join('\n');
     const sameNames = rec !== undefined && rec.count === names.length && rec.names === joined;
@@ -249,13 +293,14 @@ export class Hasher {
     const stats = cold ? new Float64Array(names.length * 4) : walk.stats;
     // Same names: start from the recorded hashes in one copy, and overwrite the files read again.
     const hashes = sameNames ? Buffer.from(rec.hashes) : Buffer.alloc(names.length * 32);
+    sink.hashes = hashes;
+    sink.stats = stats;
     const racyAfter = Date.now() - RACY_MS;
     let size = 0;
     let changed = !sameNames;
-    const sink = { hashes, stats, errors: run.errors, keyOf: (i: number) => `${rel}/${names[i]}` };
-    const queued: number[] = [];
-    for (let i = 0; i < names.length; i++) {
-      if (!cold) {
+    if (cold) this.stats.hashedFiles += names.length;
+    else {
+      for (let i = 0; i < names.length; i++) {
         this.stats.statted++;
         const j = sameNames ? i : byName?.get(names[i]);
         const at = i * 4;
@@ -270,10 +315,10 @@ export class Hasher {
           continue;
         }
         changed = true;
+        this.stats.hashedFiles++;
+        queued.push(i);
+        run.pool.add(`${abs}/${names[i]}`, sink, i);
       }
-      this.stats.hashedFiles++;
-      queued.push(i);
-      run.pool.add(`${abs}/${names[i]}`, sink, i);
     }
     const racySizes = new Map<number, number>();
     /** Sizes, counts and racy marks, once every queued file is back. */
@@ -295,10 +340,9 @@ export class Hasher {
         const hash = rec.hash.toString('hex') as ContentHash;
         return { kind: 'dir', hash, size, files: names.length, listing: () => listingOf(names, hashes) };
       }
-      const entries = listingOf(names, hashes);
-      const hash = hashListing(entries);
+      const hash = hashNamesDigests(names, hashes);
       writeRecord(recFile, { names: joined, count: names.length, stats, hashes, hash: Buffer.from(hash, 'hex'), size });
-      return { kind: 'dir', hash, size, files: names.length, listing: () => entries };
+      return { kind: 'dir', hash, size, files: names.length, listing: () => listingOf(names, hashes) };
     };
   }
 }

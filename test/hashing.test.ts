@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { blake3 } from '@napi-rs/blake-hash';
-import { Hasher, hashListing, listFiles } from '../engine/hashing.ts';
+import { Hasher, hashListing, hashNamesDigests, listFiles, walkFiles } from '../engine/hashing.ts';
 import { StatCache } from '../engine/stat-cache.ts';
 
 const root = mkdtempSync(path.join(tmpdir(), 'pipeline-hash-'));
@@ -26,6 +26,31 @@ describe('hashing', () => {
     writeFileSync(path.join(root, 'big.bin'), big);
     const hb = await fresh().hashPaths(['big.bin']);
     assert.equal(hb.get('big.bin')?.hash, blake3(big).toString('hex'));
+  });
+
+  test('the walk gives files in the order of their full paths, with or without stats', () => {
+    // Names around '/' (0x2f): '-' and '.' sort before it, '0' and letters after, so sorting each
+    // folder's names alone ("a" < "a-b") would put a/x before a-b: the walk must not.
+    const tree = ['a/x', 'a/y/z', 'a-b', 'a.b', 'a0', 'ab/c', 'b', 'B', 'é/1', 'a/y.txt', 'a/y-1/q'];
+    for (const f of tree) {
+      mkdirSync(path.dirname(path.join(root, 'order', f)), { recursive: true });
+      writeFileSync(path.join(root, 'order', f), f);
+    }
+    const sorted = [...tree].sort();
+    assert.deepEqual(walkFiles(path.join(root, 'order')).names, sorted);
+    const warm = walkFiles(path.join(root, 'order'), true);
+    assert.deepEqual(warm.names, sorted);
+    assert.deepEqual(
+      Array.from({ length: tree.length }, (_, i) => warm.stats[i * 4]),
+      sorted.map((f) => Buffer.byteLength(f)),
+      'each stat belongs to its file',
+    );
+    const digests = Buffer.concat(sorted.map((f) => blake3(f)));
+    assert.equal(
+      hashNamesDigests(sorted, digests),
+      hashListing(sorted.map((f) => [f, blake3(f).toString('hex')])),
+      'the buffer-built listing hash is the string-built one',
+    );
   });
 
   test('a folder of 3,000 files (hashed on worker threads) matches a hand-made listing hash', async () => {

@@ -26,6 +26,11 @@ export function toRecord(h: PathHash): PathRecord {
 export class Fingerprinter {
   /** Path hashes already computed in this command; dropped when a stage writes over them. */
   private memo = new Map<string, PathHash>();
+  /**
+   * Folders to hash again knowing which files in them changed (relative to the folder): only those are
+   * stat'ed. Set by `carryOver`, from what the file system reported.
+   */
+  private changedIn = new Map<string, string[]>();
   private codeDeps?: Map<string, string[]>;
 
   constructor(
@@ -37,7 +42,10 @@ export class Fingerprinter {
   /** Hash many paths at once (one pass, one worker pool), memoised. */
   async hash(paths: string[]): Promise<Map<string, PathHash>> {
     const todo = [...new Set(paths)].filter((p) => !this.memo.has(p));
-    if (todo.length > 0) for (const [p, h] of await this.hasher.hashPaths(todo)) this.memo.set(p, h);
+    if (todo.length > 0) {
+      for (const [p, h] of await this.hasher.hashPaths(todo, this.changedIn)) this.memo.set(p, h);
+      for (const p of todo) this.changedIn.delete(p);
+    }
     return new Map(paths.map((p) => [p, this.memo.get(p) as PathHash]));
   }
 
@@ -46,15 +54,27 @@ export class Fingerprinter {
     for (const key of this.memo.keys()) {
       if (outs.some((o) => within(key, o) || within(o, key) || /[*?[{]/.test(key))) this.memo.delete(key);
     }
+    // Written by a stage, not reported by the file system: walked whole.
+    for (const key of this.changedIn.keys())
+      if (outs.some((o) => within(key, o) || within(o, key))) this.changedIn.delete(key);
   }
 
   /**
    * Take over another command's path hashes except those `changed` touches: for a long-lived caller
-   * (`watch`) that is told by the file system what changed, so unchanged folders are not walked again.
+   * (`watch`) that is told by the file system what changed, so unchanged folders are not walked again,
+   * and a folder with changes inside stats only those files.
    */
   carryOver(from: Fingerprinter, changed: string[]): void {
     for (const [key, h] of from.memo) {
-      if (!changed.some((c) => within(key, c) || within(c, key)) && !/[*?[{]/.test(key)) this.memo.set(key, h);
+      if (/[*?[{]/.test(key)) continue;
+      const touching = changed.filter((c) => within(key, c) || within(c, key));
+      if (touching.length === 0) this.memo.set(key, h);
+      else if (h.kind === 'dir' && touching.every((c) => c !== key && within(c, key))) {
+        this.changedIn.set(
+          key,
+          touching.map((c) => c.slice(key.length + 1)),
+        );
+      }
     }
   }
 

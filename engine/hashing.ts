@@ -7,7 +7,7 @@ import { type BigIntStats, readdirSync, type Stats, statSync } from 'node:fs';
 import path from 'node:path';
 import { blake3 } from '@napi-rs/blake-hash';
 import { globSync, isDynamicPattern } from 'tinyglobby';
-import { readRecord, recordFile, writeRecord } from './dir-cache.ts';
+import { type DirRecord, readRecord, recordFile, writeRecord } from './dir-cache.ts';
 import { HashPool, type Sink } from './hash-pool.ts';
 import { RACY_MS, RACY_NS, type StatCache } from './stat-cache.ts';
 import type { ContentHash } from './types.ts';
@@ -75,6 +75,8 @@ export interface Walk {
   names: string[];
   /** (size, mtime ms, inode, ctime ms) per file, in `names` order; empty without `withStats`. */
   stats: Float64Array;
+  /** Files actually stat'ed, where fewer than all (`walkFromRecord`). */
+  statted?: number;
 }
 
 /**
@@ -129,6 +131,58 @@ export function walkFiles(dir: string, withStats = false, onFile?: (abs: string,
   return { names, stats: Float64Array.from(stats) };
 }
 
+/** Beyond this many reported changes, walking the whole folder is as cheap and simpler. */
+const MAX_HINTED = 256;
+
+/**
+ * The walk of a folder as `walkFiles(dir, true)` would give it, made from its record and the files in
+ * it that the file system reported changed (`watch` knows them from inotify): only those, and entries
+ * the record marks too recent to trust, are stat'ed. Undefined, to walk it all, when a change is a
+ * folder (added, or removed with files in it) or there are too many.
+ */
+export function walkFromRecord(dir: string, rec: DirRecord, changed: string[]): Walk | undefined {
+  if (changed.length > MAX_HINTED) return undefined;
+  const old = rec.count === 0 ? [] : rec.names.split('\n');
+  const find = (name: string) => {
+    let lo = 0;
+    let hi = old.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (old[mid] < name) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
+  /** Name -> its stat now, or undefined: gone. */
+  const now = new Map<string, Stats | undefined>();
+  for (const name of changed) {
+    const st = statOrUndefined(`${dir}/${name}`);
+    if (st?.isDirectory()) return undefined;
+    const at = find(name);
+    if (!st && old[at] !== name && old[at]?.startsWith(`${name}/`)) return undefined; // a folder went
+    now.set(name, st);
+  }
+  for (let i = 0; i < old.length; i++) {
+    if (rec.stats[i * 4] === RACY_MARK) now.set(old[i], statOrUndefined(`${dir}/${old[i]}`));
+  }
+  const statted = now.size;
+  const added = [...now].filter(([n, st]) => st && old[find(n)] !== n).map(([n]) => n);
+  const names = added.length === 0 ? old : [...old, ...added].sort(byPath);
+  const kept = names.filter((n) => !now.has(n) || now.get(n));
+  const stats = new Float64Array(kept.length * 4);
+  let j = 0; // the same name's place in the record: both lists are sorted
+  for (let i = 0; i < kept.length; i++) {
+    const name = kept[i];
+    const st = now.get(name);
+    if (st) stats.set([st.size, st.mtimeMs, st.ino, st.ctimeMs], i * 4);
+    else {
+      while (old[j] < name) j++;
+      stats.set(rec.stats.subarray(j * 4, j * 4 + 4), i * 4); // unchanged: as recorded
+    }
+  }
+  return { names: kept, stats, statted };
+}
+
 /** A path's stat (following links); undefined for a dangling link, a vanished or unreadable entry. */
 function statOrUndefined(abs: string): Stats | undefined {
   try {
@@ -156,8 +210,12 @@ export class Hasher {
     private readonly cache: StatCache,
   ) {}
 
-  /** Hash each project-relative path (file, folder or glob). Missing paths come back as `missing`. */
-  async hashPaths(relPaths: string[]): Promise<Map<string, PathHash>> {
+  /**
+   * Hash each project-relative path (file, folder or glob). Missing paths come back as `missing`.
+   * `changedIn`: for a folder, the files in it (relative to it) that are known to be all that changed
+   * since its record was written, so that only they are stat'ed (see walkFromRecord).
+   */
+  async hashPaths(relPaths: string[], changedIn?: ReadonlyMap<string, string[]>): Promise<Map<string, PathHash>> {
     // Plan every path first; files that need reading go to the pool as they are found. One pool per
     // call: stages hash concurrently, and one call's drain must not stop another's workers.
     const run: HashRun = { pool: new HashPool(), errors: [] };
@@ -168,7 +226,7 @@ export class Hasher {
         const abs = path.join(this.root, rel);
         const st = statSync(abs, { bigint: true, throwIfNoEntry: false });
         if (!st) finishers.set(rel, () => ({ kind: 'missing', size: 0 }));
-        else if (st.isDirectory()) finishers.set(rel, this.planDir(run, rel, abs));
+        else if (st.isDirectory()) finishers.set(rel, this.planDir(run, rel, abs, changedIn?.get(rel)));
         else {
           const job = this.fileJob(run, abs, rel, st);
           finishers.set(rel, () => ({ kind: 'file', hash: job.hash, size: job.size }));
@@ -260,7 +318,7 @@ export class Hasher {
    * A folder: walk it, stat every file, and compare with the folder's record (dir-cache.ts) index by
    * index when the listing is unchanged. Only files whose stat differs are read.
    */
-  private planDir(run: HashRun, rel: string, abs: string): () => PathHash {
+  private planDir(run: HashRun, rel: string, abs: string, changedInside?: string[]): () => PathHash {
     const recFile = recordFile(this.root, rel);
     const rec = readRecord(recFile);
     // Without a record (first time), every file must be read anyway: skip the stat in the walk and take
@@ -276,16 +334,19 @@ export class Hasher {
       keyOf: (i) => `${rel}/${names[i]}`,
     };
     // Cold: each file goes to the pool as the walk finds it, so the first workers start while it goes on.
-    const walk = walkFiles(
-      abs,
-      !cold,
-      cold
-        ? (file, i) => {
-            queued.push(i);
-            run.pool.add(file, sink, i);
-          }
-        : undefined,
-    );
+    const hinted = rec && changedInside ? walkFromRecord(abs, rec, changedInside) : undefined;
+    const walk =
+      hinted ??
+      walkFiles(
+        abs,
+        !cold,
+        cold
+          ? (file, i) => {
+              queued.push(i);
+              run.pool.add(file, sink, i);
+            }
+          : undefined,
+      );
     const names = walk.names;
     const joined = names.join('\n');
     const sameNames = rec !== undefined && rec.count === names.length && rec.names === joined;
@@ -300,8 +361,8 @@ export class Hasher {
     let changed = !sameNames;
     if (cold) this.stats.hashedFiles += names.length;
     else {
+      this.stats.statted += walk.statted ?? names.length;
       for (let i = 0; i < names.length; i++) {
-        this.stats.statted++;
         const j = sameNames ? i : byName?.get(names[i]);
         const at = i * 4;
         if (

@@ -100,6 +100,39 @@ describe('hashing', () => {
     assert.notEqual(h?.hash, after);
   });
 
+  test('told which files changed (as watch is), a folder stats only those and hashes as a full walk does', async () => {
+    const dir = path.join(root, 'hinted');
+    for (let i = 0; i < 300; i++) {
+      mkdirSync(path.join(dir, String(i % 3)), { recursive: true });
+      writeFileSync(path.join(dir, String(i % 3), `${i}.bin`), `file ${i}`);
+    }
+    await fresh().hashPaths(['hinted']);
+    await sleep(2100); // out of the racy window: the record trusts every file
+    await fresh().hashPaths(['hinted']);
+
+    writeFileSync(path.join(dir, '1', '4.bin'), 'file 5'); // same size, new content
+    writeFileSync(path.join(dir, '2', 'new.bin'), 'new');
+    rmSync(path.join(dir, '0', '3.bin'));
+    const told = fresh();
+    const hinted = (await told.hashPaths(['hinted'], new Map([['hinted', ['1/4.bin', '2/new.bin', '0/3.bin']]]))).get(
+      'hinted',
+    );
+    assert.equal(told.stats.statted, 3, 'only the reported files are stat-ed');
+    assert.equal(told.stats.hashedFiles, 2, 'the edited and the added file are read');
+    rmSync(path.join(root, '.pipeline', 'dirs'), { recursive: true, force: true });
+    const walked = (await fresh().hashPaths(['hinted'])).get('hinted');
+    assert.equal(hinted?.hash, walked?.hash);
+    assert.equal(hinted?.files, 300);
+    assert.equal(hinted?.size, walked?.size);
+
+    // A folder that went, files and all: not something the record can be patched for; walked whole.
+    rmSync(path.join(dir, '2'), { recursive: true });
+    const gone = fresh();
+    const after = (await gone.hashPaths(['hinted'], new Map([['hinted', ['2']]]))).get('hinted');
+    assert.equal(gone.stats.statted, 199, 'walked whole: 99 files left in 0/, 100 in 1/');
+    assert.equal(after?.files, 199);
+  });
+
   test('two concurrent hashPaths calls, both big enough for worker threads, both finish', async () => {
     for (let i = 0; i < 1500; i++) {
       mkdirSync(path.join(root, 'twin', 'a'), { recursive: true });

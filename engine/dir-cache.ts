@@ -10,7 +10,7 @@
 
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { blake3 } from '@napi-rs/blake-hash';
+import { blake3 } from './blake3.mjs';
 
 const MAGIC = 'PLD2';
 

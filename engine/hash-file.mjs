@@ -2,7 +2,7 @@
 // openSync/readSync into a reused buffer: on small files the per-file cost dominates, and this beats
 // readFileSync ~1.8x and streams ~10x here.
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { Blake3Hasher, blake3 } from '@napi-rs/blake-hash';
+import { Blake3Hasher, blake3 } from './blake3.mjs';
 
 /**
  * Hash `file` and write its 32-byte digest into `out` at `offset`. With `stats`, also write the open

@@ -5,8 +5,8 @@
 
 import { type BigIntStats, readdirSync, type Stats, statSync } from 'node:fs';
 import path from 'node:path';
-import { blake3 } from '@napi-rs/blake-hash';
 import { globSync, isDynamicPattern } from 'tinyglobby';
+import { blake3 } from './blake3.mjs';
 import { type DirRecord, readRecord, recordFile, writeRecord } from './dir-cache.ts';
 import { HashPool, type Sink } from './hash-pool.ts';
 import { RACY_MS, RACY_NS, type StatCache } from './stat-cache.ts';

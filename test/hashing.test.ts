@@ -2,6 +2,7 @@
 // folders) and on the main thread (small ones) agree, and a warm folder re-reads only what changed.
 
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -9,6 +10,7 @@ import { after, describe, test } from 'node:test';
 import { blake3 } from '@napi-rs/blake-hash';
 import { Hasher, hashListing, hashNamesDigests, listFiles, walkFiles } from '../engine/hashing.ts';
 import { StatCache } from '../engine/stat-cache.ts';
+import { REPO } from './rig.ts';
 
 const root = mkdtempSync(path.join(tmpdir(), 'pipeline-hash-'));
 const fresh = () => new Hasher(root, new StatCache(path.join(root, '.pipeline', 'stat-cache.json')));
@@ -51,6 +53,19 @@ describe('hashing', () => {
       hashListing(sorted.map((f) => [f, blake3(f).toString('hex')])),
       'the buffer-built listing hash is the string-built one',
     );
+  });
+
+  test('on Linux the BLAKE3 binding loads without the package loader (and its ~12 ms process.report)', async (t) => {
+    if (process.platform !== 'linux') return t.skip('the direct path is for Linux only');
+    const probe = `import { createRequire } from 'node:module';
+const { blake3 } = await import(${JSON.stringify(path.join(REPO, 'engine', 'blake3.mjs'))});
+const loaded = Object.keys(createRequire(import.meta.url).cache);
+console.log(JSON.stringify({ abc: blake3('abc').toString('hex'), packageLoader: loaded.some((k) => k.endsWith('/blake-hash/index.js')) }));`;
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', probe], { encoding: 'utf8' });
+    assert.deepEqual(JSON.parse(out), {
+      abc: '6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85',
+      packageLoader: false,
+    });
   });
 
   test('a folder of 3,000 files (hashed on worker threads) matches a hand-made listing hash', async () => {

@@ -21,9 +21,7 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import pLimit from 'p-limit';
 import { Hasher, hashListing, type PathHash } from './hashing.ts';
 import type { PathRecord } from './lockfile.ts';
 import { StatCache } from './stat-cache.ts';
@@ -56,8 +54,6 @@ export class CorruptObjectError extends Error {
 
 /** Below this, a copy is one read and one write. */
 const SMALL_FILE = 1 << 20;
-/** Files restored at once (the libuv pool runs 4 at a time; more keeps it fed). */
-const CONCURRENT_COPIES = 16;
 
 const tmpName = (p: string) => `${p}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
 
@@ -115,16 +111,6 @@ export class Cache {
       copyFileSync(src, dest);
       chmodSync(dest, mode);
     }
-  }
-
-  /** `clone`, on the thread pool; the reflink decision is the same one. */
-  private async cloneAsync(src: string, dest: string, mode: number, size: number): Promise<void> {
-    if (this.reflinks !== false || size > SMALL_FILE) {
-      this.clone(src, dest, mode, size);
-      return;
-    }
-    this.linkKind = 'copy';
-    await writeFile(dest, await readFile(src), { mode, flag: 'wx' });
   }
 
   /** Put a workspace file into the cache under its (already computed) hash. */
@@ -249,14 +235,14 @@ export class Cache {
             made.add(parent);
           }
         }
-        // Files are created CONCURRENT_COPIES at a time on the thread pool: on a disk where creating a
-        // file is slow, parallel creates are what beats a sequential `cp -r`.
-        const limit = pLimit(CONCURRENT_COPIES);
-        await Promise.all(
-          manifest.map(([name, hash, size, mode]) =>
-            limit(() => this.cloneAsync(this.path(Cache.objectKey(hash)), path.join(tmp, name), mode || 0o644, size)),
-          ),
-        );
+        // One file after another, synchronously, yielding to the event loop every 256 files (Ctrl-C,
+        // progress). On this VM's disk and on tmpfs this beats 16 copies at once on the thread pool:
+        // checkout 0.88-1.17x `cp -r` against 1.21-2.79x, and 0.22x against 0.36x on tmpfs
+        // (bench/restore.ts); parallel creates only contend in the file system's journal.
+        for (const [i, [name, hash, size, mode]] of manifest.entries()) {
+          this.clone(this.path(Cache.objectKey(hash)), path.join(tmp, name), mode || 0o644, size);
+          if (i % 256 === 255) await new Promise((r) => setImmediate(r));
+        }
       }
       rmSync(dest, { recursive: true, force: true });
       renameSync(tmp, dest);

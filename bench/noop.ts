@@ -138,6 +138,14 @@ async function main(): Promise<void> {
   note('(a) no-op status / find', `${(noopStatus / find).toFixed(2)}x (goal <= 2.5x)`);
   note('(a) no-op run / find', `${(noopRun / find).toFixed(2)}x (goal <= 2.5x)`);
   note('(a) no-op status minus node+tsx start-up / find', `${((noopStatus - nodeStart) / find).toFixed(2)}x`);
+  // The engine's own no-op freshness check of the folder, in this process: no start-up, no module loading.
+  const inProcessNoop = await median(() =>
+    new Hasher(DIR, new StatCache(path.join(DIR, '.pipeline', 'stat-cache.json'))).hashPaths(['data']),
+  );
+  note(
+    '(a) in-process no-op check of data/ / find',
+    `${(inProcessNoop / find).toFixed(2)}x (${inProcessNoop.toFixed(3)} s)`,
+  );
 
   // (b) One file edited in place, same size.
   const victim = path.join(DIR, 'data', '00000', '00042.png');

@@ -192,9 +192,6 @@ function statOrUndefined(abs: string): Stats | undefined {
   }
 }
 
-/** Every file under `dir`, relative to it with '/' separators, sorted, following symlinks. */
-export const listFiles = (dir: string): string[] => walkFiles(dir).names;
-
 /** What a command cost in I/O: files statted, and files (bytes) actually read and hashed. */
 export interface HashStats {
   statted: number;

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { blake3 } from '@napi-rs/blake-hash';
-import { Hasher, hashListing, hashNamesDigests, listFiles, walkFiles } from '../engine/hashing.ts';
+import { Hasher, hashListing, hashNamesDigests, walkFiles } from '../engine/hashing.ts';
 import { StatCache } from '../engine/stat-cache.ts';
 import { REPO } from './rig.ts';
 
@@ -78,7 +78,7 @@ console.log(JSON.stringify({ abc: blake3('abc').toString('hex'), packageLoader: 
     const h = (await hasher.hashPaths(['many'])).get('many');
     assert.equal(hasher.stats.hashedFiles, 3000);
     const expected = hashListing(
-      listFiles(path.join(root, 'many')).map((rel) => [
+      walkFiles(path.join(root, 'many')).names.map((rel) => [
         rel,
         blake3(readFileSync(path.join(root, 'many', rel))).toString('hex'),
       ]),
@@ -87,7 +87,10 @@ console.log(JSON.stringify({ abc: blake3('abc').toString('hex'), packageLoader: 
     assert.equal(h?.files, 3000);
     assert.equal(
       h?.size,
-      listFiles(path.join(root, 'many')).reduce((n, rel) => n + readFileSync(path.join(root, 'many', rel)).length, 0),
+      walkFiles(path.join(root, 'many')).names.reduce(
+        (n, rel) => n + readFileSync(path.join(root, 'many', rel)).length,
+        0,
+      ),
     );
   });
 
